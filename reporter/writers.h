@@ -1,0 +1,63 @@
+// Writers of a JobReport: pyATS-style results.json and JUnit XML, atomically.
+//
+//   JobReport report = builder.Build(absl::Now());
+//   TASKFORK_ASSIGN_OR_RETURN(ReportPaths paths, WriteReport(report, runinfo));
+//   // paths.results_json == runinfo + "/results.json"
+//
+// results.json (pyATS results.json version 2 names):
+//   {"version": "2", "report": {"type": "TestSuite", "id", "name",
+//    "starttime", "stoptime", "runtime", "host", "submitter", "totaltasks",
+//    "result": {"value": "passed", "reason", "data"}, "summary": {...},
+//    "task_summary": {...}, "extra": {...}, "tasks": [{"type": "Task", ...,
+//    "sections": [{"type", "id", "name", ..., "xref": {"file", "line"},
+//    "logs": {"file", "begin", "size"}, "sections": [...]}]}]}}
+// Times are RFC 3339 with microseconds in UTC; runtime is seconds (a number).
+// Differences from pyATS are listed in reporter/README.md.
+//
+// xunit.xml: <testsuites> (the job) -> <testsuite> per task -> <testcase> per
+// top-level section (steps listed in its body); a task with no sections, or
+// whose result is worse than its sections' (a crash), gets a testcase of its
+// own. failed -> <failure>, errored/aborted -> <error>, skipped/blocked ->
+// <skipped>. Jenkins' and GitLab's JUnit parsers accept it.
+#ifndef TASKFORK_REPORTER_WRITERS_H_
+#define TASKFORK_REPORTER_WRITERS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "reporter/report.pb.h"
+
+namespace taskfork::reporter {
+
+// results.json text for `report` (UTF-8; invalid bytes become U+FFFD).
+// Thread-safe.
+std::string ResultsJson(const JobReport& report);
+
+// JUnit XML text for `report` (XML 1.0; characters XML forbids become
+// U+FFFD). Thread-safe.
+std::string JunitXml(const JobReport& report);
+
+// Writes `contents` to `path` atomically: a temporary file in the same
+// directory, fsync, rename over `path`. Readers see the old file or the new
+// one, never a part; on failure the temporary file is removed and `path` is
+// untouched. Errors name the path: kNotFound (no such directory),
+// kPermissionDenied, kResourceExhausted (disk full), kFailedPrecondition /
+// kInvalidArgument (e.g. `path` is a directory). Thread-safe.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
+
+struct ReportPaths {
+  std::string results_json;  // <dir>/results.json
+  std::string xunit_xml;     // <dir>/xunit.xml
+};
+
+// Writes results.json and xunit.xml into `dir` with WriteFileAtomically.
+// Errors: those of WriteFileAtomically.
+absl::StatusOr<ReportPaths> WriteReport(const JobReport& report,
+                                        const std::string& dir);
+
+}  // namespace taskfork::reporter
+
+#endif  // TASKFORK_REPORTER_WRITERS_H_
