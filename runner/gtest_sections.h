@@ -1,0 +1,43 @@
+// GoogleTest results as report sections: one section per test, read from the
+// JSON a GoogleTest binary writes with --gtest_output=json:FILE.
+//
+//   TASKFORK_ASSIGN_OR_RETURN(std::vector<GTestSection> tests,
+//                             ReadGTestJson(runinfo + "/t1.gtest.json"));
+//   for (const GTestSection& t : tests) report t.name with t.result ...
+#ifndef TASKFORK_RUNNER_GTEST_SECTIONS_H_
+#define TASKFORK_RUNNER_GTEST_SECTIONS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "reporter/result.h"
+
+namespace taskfork::runner {
+
+struct GTestSection {
+  std::string name;  // "Suite.Test"
+  reporter::Result result = reporter::Result::kPassed;
+  // Failed: the first failure message (and how many more); Skipped: why.
+  std::string reason;
+  absl::Duration time;
+  std::string file;
+  int line = 0;
+};
+
+// Parses GoogleTest's JSON output. A test with failures is Failed; a skipped
+// (GTEST_SKIP) or disabled one is Skipped; any other that ran is Passed.
+// Errors: kDataLoss naming `display_path` when `json` is not GoogleTest's JSON.
+absl::StatusOr<std::vector<GTestSection>> ParseGTestJson(
+    absl::string_view json, absl::string_view display_path);
+
+// Reads and parses the file; kNotFound (etc.) naming the path if unreadable
+// (a GoogleTest binary that crashed before writing it).
+absl::StatusOr<std::vector<GTestSection>> ReadGTestJson(
+    const std::string& path);
+
+}  // namespace taskfork::runner
+
+#endif  // TASKFORK_RUNNER_GTEST_SECTIONS_H_
