@@ -1,7 +1,7 @@
 // CheckSharedMemory: a preflight of /dev/shm before anything relies on it.
 //
 //   ShmReport report;
-//   absl::Status status = CheckSharedMemory({.min_free_bytes = 64 << 20}, &report);
+//   absl::Status status = CheckSharedMemory(ShmCheckOptions(), &report);
 //   if (!status.ok()) LOG(ERROR) << status;   // says what is wrong and the fix
 #ifndef TASKFORK_IPC_SHM_CHECK_H_
 #define TASKFORK_IPC_SHM_CHECK_H_

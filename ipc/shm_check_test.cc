@@ -26,6 +26,13 @@ using ::taskfork::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
+ShmCheckOptions AtPath(const std::string& path, uint64_t min_free = 1 << 20) {
+  ShmCheckOptions options;
+  options.path = path;
+  options.min_free_bytes = min_free;
+  return options;
+}
+
 std::string TempDir(const std::string& leaf) {
   const char* base = std::getenv("TEST_TMPDIR");
   std::string dir = absl::StrCat(base != nullptr ? base : "/tmp", "/", leaf,
@@ -54,7 +61,7 @@ TEST(CheckSharedMemory, NullReportIsAllowed) {
 TEST(CheckSharedMemory, MissingDirectoryIsNotFound) {
   ShmReport report;
   const std::string path = TempDir("missing") + "/nope";
-  EXPECT_THAT(CheckSharedMemory({.path = path}, &report),
+  EXPECT_THAT(CheckSharedMemory(AtPath(path), &report),
               StatusIs(absl::StatusCode::kNotFound,
                        AllOf(HasSubstr(path), HasSubstr("mount -t tmpfs"))));
   EXPECT_FALSE(report.exists);
@@ -64,7 +71,7 @@ TEST(CheckSharedMemory, MissingDirectoryIsNotFound) {
 TEST(CheckSharedMemory, FileIsFailedPrecondition) {
   const std::string path = TempDir("file") + "/plain";
   ::close(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-  EXPECT_THAT(CheckSharedMemory({.path = path}),
+  EXPECT_THAT(CheckSharedMemory(AtPath(path)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("not a directory")));
 }
@@ -73,7 +80,7 @@ TEST(CheckSharedMemory, WrongModeIsPermissionDeniedWithTheFix) {
   const std::string path = TempDir("mode");
   ASSERT_EQ(::chmod(path.c_str(), 0755), 0);
   ShmReport report;
-  EXPECT_THAT(CheckSharedMemory({.path = path}, &report),
+  EXPECT_THAT(CheckSharedMemory(AtPath(path), &report),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        AllOf(HasSubstr("mode 0755 (drwxr-xr-x)"),
                              HasSubstr(absl::StrCat("chmod 1777 ", path)))));
@@ -83,12 +90,12 @@ TEST(CheckSharedMemory, WrongModeIsPermissionDeniedWithTheFix) {
 TEST(CheckSharedMemory, StickyWorldWritableDirectoryPasses) {
   const std::string path = TempDir("sticky");
   ASSERT_EQ(::chmod(path.c_str(), 01777), 0);
-  EXPECT_THAT(CheckSharedMemory({.path = path, .min_free_bytes = 0}), IsOk());
+  EXPECT_THAT(CheckSharedMemory(AtPath(path, 0)), IsOk());
 }
 
 TEST(CheckSharedMemory, TooLittleFreeSpaceIsResourceExhausted) {
   ShmReport report;
-  EXPECT_THAT(CheckSharedMemory({.min_free_bytes = ~uint64_t{0}}, &report),
+  EXPECT_THAT(CheckSharedMemory(AtPath("/dev/shm", ~uint64_t{0}), &report),
               StatusIs(absl::StatusCode::kResourceExhausted,
                        AllOf(HasSubstr("bytes free"), HasSubstr("remount,size="))));
   EXPECT_TRUE(report.writable);
@@ -114,7 +121,7 @@ TEST(CheckSharedMemory, FullShmIsResourceExhausted) {
     ::posix_fallocate(fd, 0, 60 * 1024);
     ::posix_fallocate(fd, 0, 64 * 1024);
     ::close(fd);
-    return CheckSharedMemory({.min_free_bytes = 0});
+    return CheckSharedMemory(AtPath("/dev/shm", 0));
   });
   if (IsNamespaceRefused(status)) GTEST_SKIP() << status;
   EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
@@ -125,7 +132,7 @@ TEST(CheckSharedMemory, SmallShmBelowMinimumIsResourceExhausted) {
   const absl::Status status = RunInChild([]() -> absl::Status {
     TASKFORK_RETURN_IF_ERROR(MountPrivateTmpfs("size=64k,mode=1777"));
     ShmReport report;
-    absl::Status s = CheckSharedMemory({.min_free_bytes = 1 << 20}, &report);
+    absl::Status s = CheckSharedMemory(AtPath("/dev/shm", 1 << 20), &report);
     if (report.total_bytes != 64 * 1024 || !report.is_tmpfs) {
       return absl::InternalError(FormatShmReport(report));
     }

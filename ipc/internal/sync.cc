@@ -1,0 +1,149 @@
+#include "ipc/internal/sync.h"
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "glog/logging.h"
+
+namespace taskfork::ipc_internal {
+namespace {
+
+timespec ToTimespec(int64_t ns) {
+  timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  return ts;
+}
+
+}  // namespace
+
+int64_t MonotonicNanos() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+Deadline Deadline::After(absl::Duration timeout) {
+  if (timeout == absl::InfiniteDuration()) return Never();
+  if (timeout < absl::ZeroDuration()) timeout = absl::ZeroDuration();
+  const int64_t ns = absl::ToInt64Nanoseconds(timeout);
+  const int64_t now = MonotonicNanos();
+  if (ns >= INT64_MAX - now) return Never();
+  return Deadline(now + ns);
+}
+
+bool Deadline::Expired() const {
+  return !never() && MonotonicNanos() >= ns_;
+}
+
+timespec Deadline::CappedAt(absl::Duration cap) const {
+  int64_t target = ns_;
+  if (cap != absl::InfiniteDuration()) {
+    const int64_t capped = MonotonicNanos() + absl::ToInt64Nanoseconds(cap);
+    if (capped < target) target = capped;
+  }
+  if (target == INT64_MAX) target = INT64_MAX / 2;  // far enough
+  return ToTimespec(target);
+}
+
+int Deadline::PollMillis(absl::Duration cap) const {
+  int64_t left_ns = never() ? INT64_MAX : ns_ - MonotonicNanos();
+  if (cap != absl::InfiniteDuration()) {
+    left_ns = std::min(left_ns, absl::ToInt64Nanoseconds(cap));
+  }
+  if (left_ns == INT64_MAX) return -1;
+  if (left_ns <= 0) return 0;
+  const int64_t ms = (left_ns + 999999) / 1000000;
+  return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
+}
+
+void FutexWakeAll(std::atomic<uint32_t>* word) {
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX,
+            nullptr, nullptr, 0);
+}
+
+void FutexWait(std::atomic<uint32_t>* word, uint32_t expected,
+               const timespec& abs_monotonic) {
+  // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout.
+  ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_BITSET,
+            expected, &abs_monotonic, nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+void FutexWaitAny(absl::Span<const FutexWaiter> waiters,
+                  const timespec& abs_monotonic) {
+  if (waiters.empty()) {
+    ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &abs_monotonic, nullptr);
+    return;
+  }
+#ifdef SYS_futex_waitv
+  static std::atomic<bool> unsupported{false};
+  if (!unsupported.load(std::memory_order_relaxed) &&
+      waiters.size() <= FUTEX_WAITV_MAX) {
+    struct futex_waitv vec[FUTEX_WAITV_MAX];
+    std::memset(vec, 0, sizeof(vec));
+    for (size_t i = 0; i < waiters.size(); ++i) {
+      vec[i].val = waiters[i].expected;
+      vec[i].uaddr = reinterpret_cast<uintptr_t>(waiters[i].word);
+      vec[i].flags = FUTEX_32;  // shared, not FUTEX_PRIVATE_FLAG
+    }
+    const long rc = ::syscall(SYS_futex_waitv, vec, waiters.size(), 0,
+                              &abs_monotonic, CLOCK_MONOTONIC);
+    if (rc >= 0 || errno != ENOSYS) return;
+    unsupported.store(true, std::memory_order_relaxed);
+  }
+#endif
+  // Fallback: sleep on the first word for at most 1 ms.
+  timespec cap = ToTimespec(MonotonicNanos() + 1000000);
+  if (cap.tv_sec > abs_monotonic.tv_sec ||
+      (cap.tv_sec == abs_monotonic.tv_sec && cap.tv_nsec > abs_monotonic.tv_nsec)) {
+    cap = abs_monotonic;
+  }
+  FutexWait(waiters[0].word, waiters[0].expected, cap);
+}
+
+void RobustMutex::Init() {
+  pthread_mutexattr_t attr;
+  CHECK_EQ(::pthread_mutexattr_init(&attr), 0);
+  CHECK_EQ(::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED), 0);
+  CHECK_EQ(::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST), 0);
+  CHECK_EQ(::pthread_mutex_init(&mu_, &attr), 0);
+  ::pthread_mutexattr_destroy(&attr);
+}
+
+bool RobustMutex::Lock(const Deadline& deadline, bool* owner_died) {
+  if (owner_died != nullptr) *owner_died = false;
+  int rc = EBUSY;
+  // A short spin first: the holders only copy a message.
+  for (int i = 0; i < 100 && rc == EBUSY; ++i) {
+    rc = ::pthread_mutex_trylock(&mu_);
+    if (rc == EBUSY) CpuRelax();
+  }
+  if (rc == EBUSY) {
+    if (deadline.never()) {
+      rc = ::pthread_mutex_lock(&mu_);
+    } else {
+      const timespec ts = deadline.CappedAt(absl::InfiniteDuration());
+      rc = ::pthread_mutex_clocklock(&mu_, CLOCK_MONOTONIC, &ts);
+      if (rc == ETIMEDOUT) return false;
+    }
+  }
+  if (rc == EOWNERDEAD) {
+    // The holder died. Our callers keep the shared state consistent at every
+    // instant (a message becomes visible with one atomic store), so the
+    // mutex only needs to be marked consistent again.
+    CHECK_EQ(::pthread_mutex_consistent(&mu_), 0);
+    if (owner_died != nullptr) *owner_died = true;
+    return true;
+  }
+  CHECK_EQ(rc, 0) << "pthread_mutex_lock: " << std::strerror(rc);
+  return true;
+}
+
+void RobustMutex::Unlock() { CHECK_EQ(::pthread_mutex_unlock(&mu_), 0); }
+
+}  // namespace taskfork::ipc_internal
