@@ -41,8 +41,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "ipc/internal/ring.h"
 #include "ipc/shared_memory.h"
+#include "serialize/serialize.h"
 
 namespace taskfork::ipc {
 
@@ -107,6 +109,20 @@ class Queue {
                        absl::Duration timeout = absl::InfiniteDuration());
   // Get without waiting: kUnavailable if the queue is empty now.
   absl::StatusOr<std::string> TryGet();
+
+  // Typed Put and Get through //serialize (T: serialize::kIsSerializable).
+  // GetValue also returns Decode's errors (kInvalidArgument for bytes of
+  // another type, kDataLoss for corrupt bytes); the message is consumed.
+  template <typename T>
+  absl::Status PutValue(const T& value,
+                        absl::Duration timeout = absl::InfiniteDuration()) {
+    return Put(serialize::Encode(value), timeout);
+  }
+  template <typename T>
+  absl::StatusOr<T> GetValue(absl::Duration timeout = absl::InfiniteDuration()) {
+    TASKFORK_ASSIGN_OR_RETURN(std::string bytes, Get(timeout));
+    return serialize::Decode<T>(bytes);
+  }
 
   // Closes the queue for every process: later Puts fail, Gets drain what is
   // left, waiters wake. Idempotent.

@@ -84,12 +84,22 @@ struct Event {
 // second cost a sleeper no measurable CPU).
 inline constexpr absl::Duration kRecheck = absl::Milliseconds(100);
 
+enum class WaitResult { kReady, kTimedOut, kAborted };
+
 // Spins (adaptively: the budget grows when spinning succeeds and shrinks when
 // it does not), then sleeps on `event` until `ready()` or `deadline`.
-// Returns ready(). `spin_budget` is per-process state owned by the caller.
+// Before each sleep (and after each wake-up) `abort()` is asked whether to
+// give up (a dead peer); it may make a system call, ready() should not.
+// `spin_budget` is per-thread state owned by the caller.
+template <typename Ready, typename Abort>
+WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
+                   int* spin_budget, Abort&& abort);
 template <typename Ready>
 bool WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
-             int* spin_budget);
+             int* spin_budget) {
+  return WaitFor(event, ready, deadline, spin_budget, [] { return false; }) ==
+         WaitResult::kReady;
+}
 
 // A process-shared, robust pthread mutex placed in shared memory. If its
 // owner dies, the next Lock() gets it back (EOWNERDEAD is handled here: the
@@ -132,21 +142,22 @@ inline void CpuRelax() {
 inline constexpr int kMinSpin = 64;
 inline constexpr int kMaxSpin = 1 << 14;
 
-template <typename Ready>
-bool WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
-             int* spin_budget) {
+template <typename Ready, typename Abort>
+WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
+                   int* spin_budget, Abort&& abort) {
   const int budget = *spin_budget;
   for (int i = 0; i < budget; ++i) {
     if (ready()) {
       if (*spin_budget < kMaxSpin) *spin_budget *= 2;
-      return true;
+      return WaitResult::kReady;
     }
     CpuRelax();
   }
   if (*spin_budget > kMinSpin) *spin_budget /= 2;
   for (;;) {
-    if (ready()) return true;
-    if (deadline.Expired()) return false;
+    if (ready()) return WaitResult::kReady;
+    if (abort()) return WaitResult::kAborted;
+    if (deadline.Expired()) return WaitResult::kTimedOut;
     event.waiters.fetch_add(1, std::memory_order_seq_cst);
     const uint32_t seq = event.seq.load(std::memory_order_seq_cst);
     if (!ready()) FutexWait(&event.seq, seq, deadline.CappedAt(kRecheck));
