@@ -1,0 +1,903 @@
+#include "reporter/server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <optional>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/errno.h"
+#include "base/status_macros.h"
+#include "fork/at_fork.h"
+#include "glog/logging.h"
+#include "reporter/internal/io.h"
+#include "reporter/report_builder.h"
+#include "reporter/result.h"
+
+namespace taskfork::reporter {
+namespace {
+
+using reporter_internal::kMaxSunPath;
+using reporter_internal::SendAll;
+using reporter_internal::WaitFd;
+
+constexpr uint64_t kListenKey = 0;
+constexpr uint64_t kControlKey = 1;
+constexpr size_t kReadChunk = 256 * 1024;
+// Bytes read from one connection per wake-up, so one busy client cannot
+// starve the others.
+constexpr size_t kReadBudget = 1 << 20;
+// How long the server waits for slow subscribers when it finalizes.
+constexpr absl::Duration kSubscriberFlushTimeout = absl::Seconds(2);
+
+std::string DescribeWaitStatus(int status) {
+  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = ::sigabbrev_np(WTERMSIG(status));
+    return absl::StrCat("killed by SIG", name ? name : std::to_string(WTERMSIG(status)));
+  }
+  return absl::StrCat("ended with wait status ", status);
+}
+
+absl::Status StatusFromReply(const ControlReply& reply) {
+  return absl::Status(static_cast<absl::StatusCode>(reply.status_code()),
+                      reply.status_message());
+}
+
+void SetStatus(const absl::Status& status, ControlReply* reply) {
+  reply->set_status_code(static_cast<int>(status.code()));
+  reply->set_status_message(std::string(status.message()));
+}
+
+// ---------------------------------------------------------------------------
+// The server process.
+
+class ServerLoop {
+ public:
+  ServerLoop(ReporterServerOptions options, OwnedFd listen_fd, OwnedFd control,
+             std::string bound_path, std::string short_dir)
+      : options_(std::move(options)),
+        listen_(std::move(listen_fd)),
+        control_(std::move(control)),
+        control_decoder_(~0u >> 1),
+        bound_path_(std::move(bound_path)),
+        short_dir_(std::move(short_dir)),
+        builder_(MakeBuilderOptions(options_)),
+        uid_(::geteuid()) {}
+
+  int Run() {
+    epoll_.Reset(::epoll_create1(EPOLL_CLOEXEC));
+    PCHECK(epoll_.valid()) << "epoll_create1";
+    Watch(listen_.get(), kListenKey, EPOLLIN);
+    Watch(control_.get(), kControlKey, EPOLLIN);
+    PCHECK(::fcntl(control_.get(), F_SETFL, O_NONBLOCK) == 0);
+    LOG(INFO) << "reporter server (pid " << ::getpid() << ") listening on "
+              << bound_path_ << " for job " << options_.job_name;
+    epoll_event events[64];
+    while (!done_) {
+      const int n = ::epoll_wait(epoll_.get(), events, 64, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        PLOG(FATAL) << "epoll_wait";
+      }
+      for (int i = 0; i < n && !done_; ++i) {
+        const uint64_t key = events[i].data.u64;
+        if (key == kListenKey) {
+          Accept();
+        } else if (key == kControlKey) {
+          OnControl();
+        } else {
+          auto it = conns_.find(key);
+          if (it == conns_.end()) continue;  // closed earlier in this batch
+          Conn* conn = it->second.get();
+          if (events[i].events & EPOLLOUT) {
+            if (!FlushOut(conn)) continue;
+          }
+          if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) OnReadable(conn);
+        }
+      }
+    }
+    return exit_code_;
+  }
+
+ private:
+  struct Conn {
+    uint64_t key = 0;
+    OwnedFd fd;
+    enum Kind { kNew, kClient, kSubscriber } kind = kNew;
+    std::string task_id;
+    int64_t pid = 0;
+    pid_t peer_pid = 0;
+    FrameDecoder decoder;
+    std::string out;
+    size_t out_begin = 0;
+    bool watching_out = false;
+    explicit Conn(uint32_t max) : decoder(max) {}
+  };
+
+  static ReportBuilderOptions MakeBuilderOptions(const ReporterServerOptions& o) {
+    ReportBuilderOptions b;
+    b.job_name = o.job_name;
+    b.job_id = o.job_id;
+    return b;
+  }
+
+  void Watch(int fd, uint64_t key, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = key;
+    PCHECK(::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) << "epoll_ctl";
+  }
+
+  void SetWatchOut(Conn* conn, bool on) {
+    if (conn->watching_out == on) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | (on ? static_cast<uint32_t>(EPOLLOUT) : 0u);
+    ev.data.u64 = conn->key;
+    PCHECK(::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, conn->fd.get(), &ev) == 0);
+    conn->watching_out = on;
+  }
+
+  std::string Describe(const Conn& c) const {
+    if (c.kind == Conn::kClient) {
+      return absl::StrCat("reporter client of task ", c.task_id, " (pid ", c.pid, ")");
+    }
+    if (c.kind == Conn::kSubscriber) {
+      return absl::StrCat("reporter subscriber (pid ", c.peer_pid, ")");
+    }
+    return absl::StrCat("reporter connection from pid ", c.peer_pid);
+  }
+
+  void Accept() {
+    for (;;) {
+      OwnedFd fd(::accept4(listen_.get(), nullptr, nullptr,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) PLOG(WARNING) << "reporter server: accept4";
+        return;
+      }
+      ucred cred{};
+      socklen_t len = sizeof(cred);
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+        PLOG(WARNING) << "reporter server: SO_PEERCRED; closing the connection";
+        continue;
+      }
+      if (cred.uid != uid_) {
+        const std::string reason = absl::StrCat(
+            "reporter server refuses pid ", cred.pid, " of uid ", cred.uid,
+            ": only uid ", uid_, " may connect");
+        LOG(WARNING) << reason;
+        ServerMessage refusal;
+        refusal.mutable_refusal()->set_reason(reason);
+        std::string frame;
+        AppendFrame(refusal, &frame);
+        // Best effort: the socket buffer of a new connection is empty.
+        (void)!::send(fd.get(), frame.data(), frame.size(),
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+        continue;
+      }
+      auto conn = std::make_unique<Conn>(options_.max_frame_size);
+      conn->key = next_key_++;
+      conn->peer_pid = cred.pid;
+      conn->fd = std::move(fd);
+      Watch(conn->fd.get(), conn->key, EPOLLIN);
+      conns_.emplace(conn->key, std::move(conn));
+    }
+  }
+
+  // Reads what is available (up to the budget), applies complete frames, and
+  // handles end of stream. Returns false if the connection was closed.
+  bool OnReadable(Conn* conn, bool drain_all = false) {
+    size_t budget = drain_all ? SIZE_MAX : kReadBudget;
+    bool eof = false;
+    while (budget > 0) {
+      absl::Span<char> space = conn->decoder.WritableSpace(kReadChunk);
+      const ssize_t n = ::recv(conn->fd.get(), space.data(),
+                               std::min(space.size(), kReadChunk), MSG_DONTWAIT);
+      if (n > 0) {
+        conn->decoder.Commit(static_cast<size_t>(n));
+        budget -= std::min(budget, static_cast<size_t>(n));
+        if (!ProcessFrames(conn)) return false;
+        continue;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      if (errno == ECONNRESET) {
+        eof = true;
+        break;
+      }
+      Fail(conn, ErrnoError(errno, "recv from", Describe(*conn)));
+      return false;
+    }
+    if (eof) {
+      const absl::Status finished = conn->decoder.Finish();
+      if (!finished.ok()) {
+        Fail(conn, finished);
+      } else {
+        CloseClean(conn);
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // Applies every complete frame in the decoder. False: connection closed.
+  bool ProcessFrames(Conn* conn) {
+    for (;;) {
+      auto got = conn->decoder.Next(&message_);
+      if (!got.ok()) {
+        Fail(conn, got.status());
+        return false;
+      }
+      if (!*got) return true;
+      const absl::Status applied = Apply(conn, message_);
+      if (!applied.ok()) {
+        Fail(conn, applied);
+        return false;
+      }
+    }
+  }
+
+  absl::Status Apply(Conn* conn, const ClientMessage& m) {
+    if (conn->kind == Conn::kNew) {
+      if (m.kind_case() != ClientMessage::kHello) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("protocol error: the first frame must be a hello, "
+                         "got frame kind ", m.kind_case()));
+      }
+      const Hello& hello = m.hello();
+      conn->pid = hello.pid() != 0 ? hello.pid() : conn->peer_pid;
+      if (hello.role() == Hello::ROLE_SUBSCRIBER) {
+        conn->kind = Conn::kSubscriber;
+        subscribers_.push_back(conn->key);
+      } else if (hello.role() == Hello::ROLE_CLIENT) {
+        if (hello.task_id().empty()) {
+          return absl::InvalidArgumentError("protocol error: hello without a task id");
+        }
+        conn->kind = Conn::kClient;
+        conn->task_id = hello.task_id();
+        VLOG(1) << Describe(*conn) << " connected (parent pid "
+                << hello.parent_pid() << ")";
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("protocol error: hello with unknown role ", hello.role()));
+      }
+      ServerMessage welcome;
+      welcome.mutable_welcome()->set_server_pid(::getpid());
+      welcome.mutable_welcome()->set_max_frame_size(options_.max_frame_size);
+      Send(conn, welcome);
+      return absl::OkStatus();
+    }
+    if (conn->kind == Conn::kSubscriber) {
+      return absl::InvalidArgumentError(
+          "protocol error: subscribers may only send a hello");
+    }
+    switch (m.kind_case()) {
+      case ClientMessage::kTaskStart:
+        TASKFORK_RETURN_IF_ERROR(
+            builder_.StartTask(conn->task_id, conn->pid, m.task_start()));
+        if (HasSubscribers()) *NewEvent(*conn)->mutable_task_start() = m.task_start();
+        break;
+      case ClientMessage::kTaskStop:
+        TASKFORK_RETURN_IF_ERROR(
+            builder_.StopTask(conn->task_id, conn->pid, m.task_stop()));
+        if (HasSubscribers()) *NewEvent(*conn)->mutable_task_stop() = m.task_stop();
+        break;
+      case ClientMessage::kSectionStart:
+        TASKFORK_RETURN_IF_ERROR(
+            builder_.StartSection(conn->task_id, conn->pid, m.section_start()));
+        if (HasSubscribers()) {
+          *NewEvent(*conn)->mutable_section_start() = m.section_start();
+        }
+        break;
+      case ClientMessage::kSectionStop:
+        TASKFORK_RETURN_IF_ERROR(
+            builder_.StopSection(conn->task_id, conn->pid, m.section_stop()));
+        if (HasSubscribers()) {
+          *NewEvent(*conn)->mutable_section_stop() = m.section_stop();
+        }
+        break;
+      case ClientMessage::kSync: {
+        ServerMessage reply;
+        reply.mutable_sync_reply()->set_token(m.sync().token());
+        Send(conn, reply);
+        break;
+      }
+      case ClientMessage::kHello:
+        return absl::InvalidArgumentError("protocol error: a second hello");
+      case ClientMessage::KIND_NOT_SET:
+        return absl::InvalidArgumentError(
+            "protocol error: a frame with no event in it");
+    }
+    Broadcast();
+    return absl::OkStatus();
+  }
+
+  bool HasSubscribers() const { return !subscribers_.empty(); }
+
+  // Starts an event for subscribers (sent by Broadcast()).
+  Event* NewEvent(const Conn& conn) { return NewEvent(conn.task_id, conn.pid); }
+  Event* NewEvent(const std::string& task_id, int64_t pid) {
+    pending_event_.Clear();
+    Event* e = pending_event_.mutable_event();
+    e->set_seq(++seq_);
+    e->set_task_id(task_id);
+    e->set_pid(pid);
+    *e->mutable_time() = ToProtoTime(absl::Now());
+    has_pending_event_ = true;
+    return e;
+  }
+
+  void Broadcast() {
+    if (!has_pending_event_) return;
+    has_pending_event_ = false;
+    if (subscribers_.empty()) return;
+    frame_.clear();
+    AppendFrame(pending_event_, &frame_);
+    std::vector<uint64_t> keys = subscribers_;
+    for (uint64_t key : keys) {
+      auto it = conns_.find(key);
+      if (it == conns_.end()) continue;
+      Conn* sub = it->second.get();
+      if (sub->out.size() - sub->out_begin + frame_.size() >
+          options_.max_subscriber_backlog) {
+        LOG(WARNING) << Describe(*sub) << " is too slow (over "
+                     << options_.max_subscriber_backlog
+                     << " bytes queued); disconnecting it";
+        Close(sub);
+        continue;
+      }
+      sub->out.append(frame_);
+      FlushOut(sub);
+    }
+  }
+
+  void Send(Conn* conn, const ServerMessage& m) {
+    AppendFrame(m, &conn->out);
+    FlushOut(conn);
+  }
+
+  // Writes queued bytes without blocking. False: the connection was closed.
+  bool FlushOut(Conn* conn) {
+    while (conn->out_begin < conn->out.size()) {
+      const ssize_t n = ::send(conn->fd.get(), conn->out.data() + conn->out_begin,
+                               conn->out.size() - conn->out_begin,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        conn->out_begin += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        SetWatchOut(conn, true);
+        return true;
+      }
+      // The peer is gone; reading will see the end of stream.
+      conn->out.clear();
+      conn->out_begin = 0;
+      SetWatchOut(conn, false);
+      return true;
+    }
+    conn->out.clear();
+    conn->out_begin = 0;
+    SetWatchOut(conn, false);
+    return true;
+  }
+
+  // End of stream at a frame boundary.
+  void CloseClean(Conn* conn) {
+    if (conn->kind == Conn::kClient) {
+      const std::string reason = absl::StrCat(Describe(*conn), " disconnected");
+      const int closed = builder_.CloseOpenSections(
+          conn->task_id, conn->pid, MakeResultInfo(Result::kErrored, reason),
+          absl::Now());
+      if (closed > 0) {
+        LOG(WARNING) << reason << " with " << closed
+                     << " section(s) open; they are Errored";
+        if (HasSubscribers()) {
+          *NewEvent(*conn)->mutable_client_error() =
+              MakeResultInfo(Result::kErrored, reason);
+          Broadcast();
+        }
+      }
+    }
+    Close(conn);
+  }
+
+  // A broken connection: log, mark the task Errored, close.
+  void Fail(Conn* conn, const absl::Status& why) {
+    LOG(ERROR) << Describe(*conn) << ": " << why << "; closing the connection";
+    if (conn->kind == Conn::kClient) {
+      const std::string reason =
+          absl::StrCat(Describe(*conn), " disconnected: ", why.message());
+      builder_.CloseOpenSections(conn->task_id, conn->pid,
+                                 MakeResultInfo(Result::kErrored, reason),
+                                 absl::Now());
+      const ResultInfo task_result = MakeResultInfo(
+          Result::kErrored, absl::StrCat(Describe(*conn), ": ", why.message()));
+      builder_.RecordTaskResult(conn->task_id, task_result);
+      if (HasSubscribers()) {
+        *NewEvent(*conn)->mutable_client_error() = task_result;
+        Broadcast();
+      }
+    }
+    Close(conn);
+  }
+
+  void Close(Conn* conn) {
+    if (conn->kind == Conn::kSubscriber) {
+      subscribers_.erase(
+          std::remove(subscribers_.begin(), subscribers_.end(), conn->key),
+          subscribers_.end());
+    }
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, conn->fd.get(), nullptr);
+    conns_.erase(conn->key);  // closes the fd
+  }
+
+  // Control channel (the runner). -------------------------------------------
+
+  void OnControl() {
+    for (;;) {
+      absl::Span<char> space = control_decoder_.WritableSpace(4096);
+      const ssize_t n = ::recv(control_.get(), space.data(), space.size(),
+                               MSG_DONTWAIT);
+      if (n > 0) {
+        control_decoder_.Commit(static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) break;
+      // The runner is gone (or the channel broke): write what we have.
+      LOG(WARNING) << "reporter server: the runner closed the control channel; "
+                      "writing the report and exiting";
+      auto written = FinalizeReport();
+      if (!written.ok()) LOG(ERROR) << "reporter server: " << written.status();
+      exit_code_ = 0;
+      done_ = true;
+      return;
+    }
+    ControlRequest request;
+    for (;;) {
+      auto got = control_decoder_.Next(&request);
+      if (!got.ok()) {
+        LOG(ERROR) << "reporter server: control channel: " << got.status();
+        exit_code_ = 1;
+        done_ = true;
+        return;
+      }
+      if (!*got) return;
+      ControlReply reply;
+      switch (request.kind_case()) {
+        case ControlRequest::kRegisterTask: {
+          const absl::Status s = builder_.RegisterTask(request.register_task());
+          SetStatus(s, &reply);
+          if (s.ok() && HasSubscribers()) {
+            *NewEvent(request.register_task().id(), 0)->mutable_task_registered() =
+                request.register_task();
+            Broadcast();
+          }
+          break;
+        }
+        case ControlRequest::kRecordTaskResult: {
+          const auto& r = request.record_task_result();
+          if (r.task_id().empty()) {
+            SetStatus(absl::InvalidArgumentError("RecordTaskResult: empty task id"),
+                      &reply);
+            break;
+          }
+          builder_.RecordTaskResult(r.task_id(), r.result());
+          if (HasSubscribers()) {
+            *NewEvent(r.task_id(), 0)->mutable_task_result() = r.result();
+            Broadcast();
+          }
+          SetStatus(absl::OkStatus(), &reply);
+          break;
+        }
+        case ControlRequest::kFinalize: {
+          auto written = FinalizeReport();
+          if (written.ok()) {
+            reply.set_results_json_path(written->paths.results_json);
+            reply.set_xunit_xml_path(written->paths.xunit_xml);
+            *reply.mutable_report() = std::move(written->report);
+          }
+          SetStatus(written.status(), &reply);
+          done_ = true;
+          break;
+        }
+        case ControlRequest::KIND_NOT_SET:
+          SetStatus(absl::InvalidArgumentError("empty control request"), &reply);
+          break;
+      }
+      std::string frame;
+      AppendFrame(reply, &frame);
+      const absl::Status sent =
+          SendAll(control_.get(), frame, absl::Now() + absl::Seconds(60), "the runner");
+      if (!sent.ok()) LOG(ERROR) << "reporter server: " << sent;
+      if (done_) {
+        FlushSubscribers();
+        return;
+      }
+    }
+  }
+
+  void RemoveSocketFiles() {
+    listen_.Reset();
+    ::unlink(bound_path_.c_str());
+    if (!short_dir_.empty()) {
+      ::unlink(options_.socket_path.c_str());
+      ::rmdir(short_dir_.c_str());
+    }
+  }
+
+  absl::StatusOr<FinalizeResult> FinalizeReport() {
+    RemoveSocketFiles();
+    // Apply everything clients sent before now.
+    std::vector<uint64_t> keys;
+    for (const auto& [key, conn] : conns_) keys.push_back(key);
+    for (uint64_t key : keys) {
+      auto it = conns_.find(key);
+      if (it != conns_.end() && it->second->kind != Conn::kSubscriber) {
+        OnReadable(it->second.get(), /*drain_all=*/true);
+      }
+    }
+    FinalizeResult result;
+    result.report = builder_.Build(absl::Now());
+    TASKFORK_ASSIGN_OR_RETURN(result.paths,
+                              WriteReport(result.report, options_.runinfo_dir));
+    LOG(INFO) << "reporter server wrote " << result.paths.results_json << " and "
+              << result.paths.xunit_xml;
+    if (HasSubscribers()) {
+      NewEvent("", 0)->set_finalized(result.paths.results_json);
+      Broadcast();
+    }
+    return result;
+  }
+
+  void FlushSubscribers() {
+    const absl::Time deadline = absl::Now() + kSubscriberFlushTimeout;
+    for (uint64_t key : subscribers_) {
+      auto it = conns_.find(key);
+      if (it == conns_.end()) continue;
+      Conn* sub = it->second.get();
+      const absl::Status s = SendAll(
+          sub->fd.get(),
+          absl::string_view(sub->out).substr(sub->out_begin), deadline,
+          Describe(*sub));
+      if (!s.ok()) LOG(WARNING) << "reporter server: " << s;
+    }
+  }
+
+  ReporterServerOptions options_;
+  OwnedFd listen_;
+  OwnedFd control_;
+  FrameDecoder control_decoder_;
+  std::string bound_path_;
+  std::string short_dir_;
+  ReportBuilder builder_;
+  uid_t uid_;
+  OwnedFd epoll_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::vector<uint64_t> subscribers_;
+  uint64_t next_key_ = 2;
+  ClientMessage message_;  // reused for parsing
+  ServerMessage pending_event_;
+  bool has_pending_event_ = false;
+  std::string frame_;
+  uint64_t seq_ = 0;
+  bool done_ = false;
+  int exit_code_ = 0;
+};
+
+// Forks the server process. (Raw fork for now; //fork:process can replace
+// this function without changing the server.)
+absl::StatusOr<pid_t> ForkServer(absl::AnyInvocable<int()> body) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return ErrnoError(errno, "fork reporter server");
+  if (pid == 0) {
+    ::setpgid(0, 0);  // Ctrl-C at the terminal goes to the runner, not here
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
+    const int code = body();
+    ::_exit(code);
+  }
+  ::setpgid(pid, pid);
+  return pid;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// The runner's handle.
+
+struct ReporterServer::Impl {
+  pid_t pid = -1;
+  pid_t owner_pid = -1;  // the process that started the server
+  bool finalized = false;
+  std::optional<int> wait_status;  // set once reaped
+  OwnedFd control;
+  FrameDecoder control_decoder{~0u >> 1};
+  absl::Duration control_timeout;
+  std::string socket_path;
+  std::string bound_path;
+  std::string short_dir;  // fallback directory, if any
+  AtForkRegistration at_fork;
+
+  ~Impl() { KillAndCleanUp(); }
+
+  bool InOwner() const { return ::getpid() == owner_pid; }
+
+  // Waits until the server process exits or `deadline`, then reaps it;
+  // SIGKILLs it at the deadline.
+  void Reap(absl::Time deadline) {
+    if (wait_status || pid <= 0) return;
+    int status = 0;
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd >= 0) {
+      auto ready = WaitFd(pidfd, POLLIN, deadline);
+      ::close(pidfd);
+      if (!ready.ok() || !*ready) {
+        LOG(WARNING) << "reporter server (pid " << pid
+                     << ") did not exit in time; killing it";
+        ::kill(pid, SIGKILL);
+      }
+    } else {
+      ::kill(pid, SIGKILL);  // cannot wait with a deadline: do not hang
+    }
+    if (RetryOnEintr([&] { return ::waitpid(pid, &status, 0); }) == pid) {
+      wait_status = status;
+    }
+  }
+
+  void KillAndCleanUp() {
+    if (!InOwner()) return;  // a forked copy: not ours to kill
+    if (pid > 0 && !wait_status) {
+      ::kill(pid, SIGKILL);
+      Reap(absl::InfiniteFuture());
+    }
+    control.Reset();
+    if (!finalized) {
+      if (!bound_path.empty()) ::unlink(bound_path.c_str());
+      if (!short_dir.empty()) {
+        ::unlink(socket_path.c_str());
+        ::rmdir(short_dir.c_str());
+      }
+    }
+    bound_path.clear();
+    short_dir.clear();
+  }
+
+  absl::Status DiedError() {
+    // The server closed its end: it is exiting. Reap it (bounded).
+    Reap(absl::Now() + absl::Seconds(5));
+    return absl::UnavailableError(absl::StrCat(
+        "reporter server (pid ", pid, ") ",
+        wait_status ? DescribeWaitStatus(*wait_status) : "is not answering"));
+  }
+
+  absl::StatusOr<ControlReply> Call(const ControlRequest& request,
+                                    absl::Duration timeout) {
+    CHECK(InOwner()) << "ReporterServer used in a forked child";
+    if (finalized) {
+      return absl::FailedPreconditionError("the reporter server was finalized");
+    }
+    if (wait_status) return DiedError();
+    const absl::Time deadline = absl::Now() + timeout;
+    std::string frame;
+    AppendFrame(request, &frame);
+    const absl::Status sent =
+        SendAll(control.get(), frame, deadline, "the reporter server");
+    if (absl::IsUnavailable(sent)) return DiedError();
+    TASKFORK_RETURN_IF_ERROR(sent);
+    ControlReply reply;
+    auto got = reporter_internal::ReadFrame(control.get(), &control_decoder,
+                                            &reply, deadline,
+                                            "the reporter server");
+    if (!got.ok()) {
+      if (absl::IsUnavailable(got.status()) || absl::IsDataLoss(got.status())) {
+        return DiedError();
+      }
+      return got.status();
+    }
+    if (!*got) return DiedError();
+    return reply;
+  }
+};
+
+ReporterServer::ReporterServer(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+ReporterServer::ReporterServer(ReporterServer&& other) noexcept = default;
+ReporterServer& ReporterServer::operator=(ReporterServer&& other) noexcept =
+    default;
+ReporterServer::~ReporterServer() = default;
+
+pid_t ReporterServer::pid() const { return impl_->pid; }
+const std::string& ReporterServer::socket_path() const {
+  return impl_->socket_path;
+}
+const std::string& ReporterServer::bound_path() const {
+  return impl_->bound_path;
+}
+int ReporterServer::control_fd() const { return impl_->control.get(); }
+
+absl::StatusOr<ReporterServer> ReporterServer::Start(
+    ReporterServerOptions options) {
+  if (options.job_name.empty()) {
+    return absl::InvalidArgumentError("ReporterServer: job_name is empty");
+  }
+  if (options.runinfo_dir.empty()) {
+    return absl::InvalidArgumentError("ReporterServer: runinfo_dir is empty");
+  }
+  struct stat st;
+  if (::stat(options.runinfo_dir.c_str(), &st) != 0) {
+    return ErrnoError(errno, "stat runinfo directory", options.runinfo_dir);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "runinfo_dir ", options.runinfo_dir, " is not a directory"));
+  }
+  if (options.socket_path.empty()) {
+    options.socket_path = options.runinfo_dir + "/reporter.sock";
+  }
+  if (::lstat(options.socket_path.c_str(), &st) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "reporter socket path ", options.socket_path,
+        " exists (another reporter server?); remove it or use another "
+        "runinfo directory"));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->owner_pid = ::getpid();
+  impl->control_timeout = options.control_timeout;
+  impl->socket_path = options.socket_path;
+  if (options.socket_path.size() > kMaxSunPath) {
+    std::string tmpl = options.short_socket_dir + "/taskfork-reporter-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      return ErrnoError(errno, "mkdtemp", tmpl);
+    }
+    impl->short_dir = tmpl;
+    if (tmpl.size() + 14 > kMaxSunPath) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "short_socket_dir ", options.short_socket_dir,
+          " is too long for sun_path too"));
+    }
+  }
+  const std::string bound = impl->short_dir.empty()
+                                ? options.socket_path
+                                : impl->short_dir + "/reporter.sock";
+  OwnedFd listen_fd(
+      ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listen_fd) return ErrnoError(errno, "socket(AF_UNIX)");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, bound.data(), bound.size());
+  if (::bind(listen_fd.get(), reinterpret_cast<const sockaddr*>(&addr),
+             sizeof(addr)) != 0) {
+    return ErrnoError(errno, "bind reporter socket", bound);
+  }
+  impl->bound_path = bound;  // from here on, the Impl removes it on failure
+  // SO_PEERCRED also guards the moment between bind and chmod.
+  if (::chmod(bound.c_str(), 0600) != 0) {
+    return ErrnoError(errno, "chmod 0600", bound);
+  }
+  if (!impl->short_dir.empty() &&
+      ::symlink(bound.c_str(), options.socket_path.c_str()) != 0) {
+    return ErrnoError(errno, "symlink " + bound + " at", options.socket_path);
+  }
+  if (::listen(listen_fd.get(), SOMAXCONN) != 0) {
+    return ErrnoError(errno, "listen", bound);
+  }
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+    return ErrnoError(errno, "socketpair");
+  }
+  impl->control.Reset(pair[0]);
+  OwnedFd child_end(pair[1]);
+
+  Impl* raw = impl.get();
+  auto pid = ForkServer([&]() -> int {
+    raw->control.Reset();
+    raw->owner_pid = -1;  // never clean up the parent's files from here
+    ServerLoop loop(std::move(options), std::move(listen_fd),
+                    std::move(child_end), raw->bound_path, raw->short_dir);
+    return loop.Run();
+  });
+  if (!pid.ok()) return pid.status();
+  impl->pid = *pid;
+  // Children forked from the runner later must not keep the control channel
+  // open, or the server could not see the runner die.
+  AtForkHandlers handlers;
+  handlers.child = [raw] {
+    if (raw->control.valid()) ::close(raw->control.Release());
+  };
+  impl->at_fork = RegisterAtFork(kAtForkPriorityReporter, std::move(handlers));
+  return ReporterServer(std::move(impl));
+}
+
+absl::Status ReporterServer::CheckAlive() {
+  CHECK(impl_->InOwner()) << "ReporterServer used in a forked child";
+  if (impl_->pid <= 0) return absl::FailedPreconditionError("no server process");
+  if (!impl_->wait_status) {
+    int status = 0;
+    if (::waitpid(impl_->pid, &status, WNOHANG) == impl_->pid) {
+      impl_->wait_status = status;
+    } else if (impl_->control.valid()) {
+      // The server closes its end only as it dies; a dying process is not
+      // reapable for a moment, so wait for it then (bounded).
+      pollfd p{impl_->control.get(), POLLIN, 0};
+      char c;
+      if (::poll(&p, 1, 0) == 1 &&
+          ::recv(impl_->control.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+        return impl_->DiedError();
+      }
+    }
+  }
+  if (!impl_->wait_status) return absl::OkStatus();
+  const int status = *impl_->wait_status;
+  if (impl_->finalized && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "reporter server (pid ", impl_->pid, ") ", DescribeWaitStatus(status)));
+}
+
+absl::Status ReporterServer::RegisterTask(const TaskInfo& task) {
+  ControlRequest request;
+  *request.mutable_register_task() = task;
+  TASKFORK_ASSIGN_OR_RETURN(ControlReply reply,
+                            impl_->Call(request, impl_->control_timeout));
+  return StatusFromReply(reply);
+}
+
+absl::Status ReporterServer::RecordTaskResult(absl::string_view task_id,
+                                              const ResultInfo& result) {
+  ControlRequest request;
+  request.mutable_record_task_result()->set_task_id(std::string(task_id));
+  *request.mutable_record_task_result()->mutable_result() = result;
+  TASKFORK_ASSIGN_OR_RETURN(ControlReply reply,
+                            impl_->Call(request, impl_->control_timeout));
+  return StatusFromReply(reply);
+}
+
+absl::StatusOr<FinalizeResult> ReporterServer::Finalize(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  ControlRequest request;
+  request.mutable_finalize();
+  auto reply = impl_->Call(request, timeout);
+  if (!reply.ok()) {
+    if (absl::IsDeadlineExceeded(reply.status())) impl_->KillAndCleanUp();
+    return reply.status();
+  }
+  impl_->finalized = true;
+  impl_->control.Reset();
+  impl_->Reap(std::max(deadline, absl::Now() + absl::Seconds(5)));
+  TASKFORK_RETURN_IF_ERROR(StatusFromReply(*reply));
+  FinalizeResult result;
+  result.paths.results_json = reply->results_json_path();
+  result.paths.xunit_xml = reply->xunit_xml_path();
+  result.report = std::move(*reply->mutable_report());
+  return result;
+}
+
+}  // namespace taskfork::reporter

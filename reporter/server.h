@@ -1,0 +1,148 @@
+// ReporterServer: the job's report server, in its own forked process.
+//
+//   ReporterServerOptions options;  options.runinfo_dir = dir;  options.job_name = "nightly";
+//   TASKFORK_ASSIGN_OR_RETURN(ReporterServer server, ReporterServer::Start(options));
+//   ... tasks connect ReportClients to server.socket_path() ...
+//   TASKFORK_ASSIGN_OR_RETURN(FinalizeResult done, server.Finalize());
+//
+// The parent (the runner) creates the listening socket, then forks the server
+// process, which runs one epoll loop for every connection:
+// - clients (ReportClient, one per task process) send events, applied to a
+//   ReportBuilder in arrival order per connection;
+// - subscribers (ReportSubscriber) receive every applied event live;
+// - the runner talks over a private socketpair (RegisterTask,
+//   RecordTaskResult, Finalize), so only it can finalize.
+// Security: the socket is mode 0600 and every peer's uid is checked with
+// SO_PEERCRED; other users get a Refusal frame and are disconnected.
+// Robustness: a malformed, oversize or out-of-order frame closes only that
+// connection: the reason is logged, the task is marked Errored, and the
+// connection's open sections are stopped as Errored with the reason
+// "reporter client of task <id> (pid <pid>) disconnected: <why>". A client
+// that disconnects with sections open gets them stopped as Errored with the
+// reason "reporter client of task <id> (pid <pid>) disconnected".
+// If the runner dies (the control socket closes), the server writes the report
+// as it is and exits. Paths longer than sun_path allows: the socket is bound
+// in a fresh 0700 directory under `short_socket_dir` and `socket_path` is a
+// symlink to it (ReportClient follows it).
+//
+// Life cycle: | running | Finalize() -> finalized (server exited) |
+//             | running | destructor  -> server killed (no report) |
+//             | running | server dies -> calls return kUnavailable |
+#ifndef TASKFORK_REPORTER_SERVER_H_
+#define TASKFORK_REPORTER_SERVER_H_
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "base/fd.h"
+#include "reporter/frame.h"
+#include "reporter/report.pb.h"
+#include "reporter/writers.h"
+
+namespace taskfork::reporter {
+
+struct ReporterServerOptions {
+  // Directory results.json and xunit.xml are written to. Must exist.
+  std::string runinfo_dir;
+  // Where clients connect. Empty: <runinfo_dir>/reporter.sock. Must not
+  // exist yet.
+  std::string socket_path;
+  // JobReport name and id (id defaults to the name). Name required.
+  std::string job_name;
+  std::string job_id;
+  // Largest frame accepted from a client; larger ones close the connection.
+  uint32_t max_frame_size = kDefaultMaxFrameSize;
+  // Bytes queued for one slow subscriber before it is disconnected.
+  size_t max_subscriber_backlog = 64u << 20;
+  // Parent directory of the fallback socket for paths too long for sun_path.
+  std::string short_socket_dir = "/tmp";
+  // How long RegisterTask() / RecordTaskResult() wait for the server.
+  absl::Duration control_timeout = absl::Seconds(30);
+};
+
+struct FinalizeResult {
+  ReportPaths paths;
+  JobReport report;  // what the files hold
+};
+
+// Handle to the server process, held by the process that started it.
+// Move-only. Thread-compatible (one thread at a time). Fork: in a forked
+// child the handle is inert (an at-fork handler closes the child's copy of the
+// control socket, so the server still sees the runner die); calls there
+// CHECK-fail and the destructor does nothing.
+class ReporterServer {
+ public:
+  // Validates `options`, creates and binds the socket (mode 0600), forks the
+  // server process and returns once clients can connect (connections queue
+  // in the listen backlog until the loop runs). Errors: kInvalidArgument
+  // (empty job name or runinfo_dir, runinfo_dir not a directory), kNotFound
+  // (runinfo_dir missing), kAlreadyExists (the socket path exists), the
+  // errno's code for socket/bind/listen/fork failures, naming the path.
+  static absl::StatusOr<ReporterServer> Start(ReporterServerOptions options);
+
+  ReporterServer(ReporterServer&& other) noexcept;
+  ReporterServer& operator=(ReporterServer&& other) noexcept;
+  ReporterServer(const ReporterServer&) = delete;
+  ReporterServer& operator=(const ReporterServer&) = delete;
+  // If not finalized: SIGKILLs and reaps the server process and removes the
+  // socket files; no report is written (use a ReportBuilder to write one).
+  ~ReporterServer();
+
+  // The server process.
+  pid_t pid() const;
+  // What clients connect to (give it to tasks, e.g. in
+  // TASKFORK_REPORTER_SOCKET).
+  const std::string& socket_path() const;
+  // Where the socket is bound: socket_path(), or the short fallback path.
+  const std::string& bound_path() const;
+  // The runner's end of the control socket: readable with end-of-file once
+  // the server process has died (between calls), so a runner can poll it.
+  // -1 after Finalize().
+  int control_fd() const;
+
+  // Declares a task before it runs (it appears in the report, Blocked if it
+  // never runs). Errors: kAlreadyExists / kInvalidArgument from
+  // ReportBuilder::RegisterTask; kUnavailable when the server died;
+  // kDeadlineExceeded after control_timeout; kFailedPrecondition after
+  // Finalize().
+  absl::Status RegisterTask(const TaskInfo& task);
+
+  // Records a task's result as the runner saw it (Task.result: crash,
+  // timeout, exit code); rolled up with what the task reported. Errors as
+  // RegisterTask (kInvalidArgument for an empty id, never kAlreadyExists).
+  absl::Status RecordTaskResult(absl::string_view task_id,
+                                const ResultInfo& result);
+
+  // Stops accepting connections, applies every frame clients already sent,
+  // builds the report, writes results.json and xunit.xml atomically into
+  // runinfo_dir, tells subscribers, and waits for the server process to exit.
+  // Errors: kUnavailable (the server died; build the report in-process),
+  // kDeadlineExceeded (no answer within `timeout`; the server is killed),
+  // the write error (e.g. kPermissionDenied naming the file),
+  // kFailedPrecondition when called twice.
+  absl::StatusOr<FinalizeResult> Finalize(
+      absl::Duration timeout = absl::Seconds(60));
+
+  // OK while the server process runs (or after a clean Finalize()).
+  // kUnavailable naming how it ended ("killed by SIGKILL", "exited with code
+  // 3") once it died; the process is reaped then. Never blocks.
+  absl::Status CheckAlive();
+
+ private:
+  struct Impl;
+  explicit ReporterServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace taskfork::reporter
+
+#endif  // TASKFORK_REPORTER_SERVER_H_

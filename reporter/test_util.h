@@ -1,0 +1,38 @@
+// Test helpers for //reporter tests (testonly).
+//
+//   std::string dir = MakeTempDir();               // /tmp/reporter_test_XXXXXX
+//   int code = RunInChild([] { return 0; });      // fork, run, wait: exit code
+//   const Section* s = FindSection(report, "t1", "name");
+#ifndef TASKFORK_REPORTER_TEST_UTIL_H_
+#define TASKFORK_REPORTER_TEST_UTIL_H_
+
+#include <sys/types.h>
+
+#include <functional>
+#include <string>
+
+#include "reporter/report.pb.h"
+
+namespace taskfork::reporter {
+
+// A fresh directory under /tmp (short, so socket paths fit in sun_path).
+std::string MakeTempDir();
+
+// Forks; the child runs `body` and _exits with its result. Returns the
+// child's exit code, or 128 + signal number if it was killed.
+int RunInChild(const std::function<int()>& body);
+
+// Waits for `pid` (a child) and returns its exit code / 128 + signal.
+int WaitChild(pid_t pid);
+
+// The task with `task_id`, or nullptr.
+const TaskReport* FindTask(const JobReport& report, const std::string& task_id);
+// The first section named `name` anywhere in task `task_id`, or nullptr.
+const Section* FindSection(const JobReport& report, const std::string& task_id,
+                           const std::string& name);
+// Number of sections (any depth) in `task`.
+int CountSections(const TaskReport& task);
+
+}  // namespace taskfork::reporter
+
+#endif  // TASKFORK_REPORTER_TEST_UTIL_H_
