@@ -1,0 +1,161 @@
+#include "tasklog/internal/glog_lock.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <thread>  // NOLINT: the probe needs a thread of its own.
+
+#include "absl/base/attributes.h"
+#include "glog/logging.h"
+
+namespace taskfork::tasklog_internal {
+namespace {
+
+// glibc's rwlock state bits (nptl/pthread_rwlock_common.c): __readers holds
+// WRPHASE (1), WRLOCKED (2), RWAITING (4) and the reader count from bit 3.
+constexpr unsigned kWrLocked = 2;
+
+constexpr int kMaxCandidates = 8;
+
+struct Candidates {
+  pthread_rwlock_t* address[kMaxCandidates];
+  int count = 0;
+  bool overflow = false;
+};
+
+pid_t Gettid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+// Whether `lock` looks write-locked by thread `tid`.
+ABSL_ATTRIBUTE_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("thread")))
+bool WriteHeldBy(const pthread_rwlock_t* lock, pid_t tid) {
+  const volatile auto* data = &lock->__data;
+  return data->__cur_writer == tid && (data->__readers & kWrLocked) != 0 &&
+         data->__shared == 0 && data->__flags <= 2;
+}
+
+struct ScanRequest {
+  const void* code_address;  // an address inside glog's code
+  pid_t tid;
+  Candidates* out;
+};
+
+// dl_iterate_phdr callback: in the object whose segments contain
+// request->code_address, records every 8-aligned rwlock in a writable
+// segment that is write-held by request->tid.
+ABSL_ATTRIBUTE_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("thread")))
+int ScanObject(dl_phdr_info* info, size_t, void* data) {
+  auto* request = static_cast<ScanRequest*>(data);
+  const auto code = reinterpret_cast<uintptr_t>(request->code_address);
+  bool contains_code = false;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    if (code >= start && code < start + ph.p_memsz) contains_code = true;
+  }
+  if (!contains_code) return 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W) == 0) continue;
+    const uintptr_t start =
+        (info->dlpi_addr + ph.p_vaddr + alignof(pthread_rwlock_t) - 1) &
+        ~(uintptr_t{alignof(pthread_rwlock_t)} - 1);
+    const uintptr_t end = info->dlpi_addr + ph.p_vaddr + ph.p_memsz;
+    for (uintptr_t p = start; p + sizeof(pthread_rwlock_t) <= end;
+         p += alignof(pthread_rwlock_t)) {
+      auto* lock = reinterpret_cast<pthread_rwlock_t*>(p);
+      if (!WriteHeldBy(lock, request->tid)) continue;
+      if (request->out->count == kMaxCandidates) {
+        request->out->overflow = true;
+        return 1;
+      }
+      request->out->address[request->out->count++] = lock;
+    }
+  }
+  return 1;  // the object was found: stop iterating
+}
+
+// Receives the probe message: glog calls send() with its lock held.
+class ProbeSink : public google::LogSink {
+ public:
+  void send(google::LogSeverity, const char*, const char*, int,
+            const google::LogMessageTime&, const char*, size_t) override {
+    // The caller is glog's LogMessage code, so the return address lies in
+    // the object (libglog.so, or the executable if linked statically) whose
+    // data holds the lock.
+    ScanRequest request{__builtin_return_address(0), Gettid(), &found};
+    ::dl_iterate_phdr(&ScanObject, &request);
+  }
+  Candidates found;
+};
+
+// One probe round in the calling thread: the candidates write-held by this
+// thread inside send() and released after it returned.
+Candidates ProbeOnce() {
+  ProbeSink sink;
+  LOG_TO_SINK_BUT_NOT_TO_LOGFILE(&sink, INFO) << "taskfork tasklog probe";
+  Candidates released;
+  if (sink.found.overflow) {
+    released.overflow = true;
+    return released;
+  }
+  const pid_t tid = Gettid();
+  for (int i = 0; i < sink.found.count; ++i) {
+    if (!WriteHeldBy(sink.found.address[i], tid)) {
+      released.address[released.count++] = sink.found.address[i];
+    }
+  }
+  return released;
+}
+
+}  // namespace
+
+GlogLock GlogLock::Find() {
+  pthread_rwlock_t* result = nullptr;
+  // A fresh thread: its id is not the process id, which glog may keep in
+  // its data, and nothing else can hold a lock on its behalf.
+  std::thread probe([&result] {
+    // LogMessage::Flush drops messages below --minloglevel before locking.
+    const int32_t saved_minloglevel = FLAGS_minloglevel;
+    FLAGS_minloglevel = 0;
+    const Candidates first = ProbeOnce();
+    const Candidates second = ProbeOnce();
+    FLAGS_minloglevel = saved_minloglevel;
+    if (first.overflow || second.overflow) return;
+    int matches = 0;
+    for (int i = 0; i < first.count; ++i) {
+      for (int j = 0; j < second.count; ++j) {
+        if (first.address[i] == second.address[j]) {
+          ++matches;
+          result = first.address[i];
+        }
+      }
+    }
+    if (matches != 1) result = nullptr;
+  });
+  probe.join();
+  return GlogLock(result);
+}
+
+bool GlogLock::LockForFork() const {
+  if (lock_ == nullptr) return false;
+  // EDEADLK: this thread already holds it (fork from inside a LogSink).
+  return ::pthread_rwlock_wrlock(lock_) == 0;
+}
+
+void GlogLock::UnlockInParent() const { ::pthread_rwlock_unlock(lock_); }
+
+void GlogLock::UnlockInChild() const {
+  // glibc's unlock takes the writer path only when __cur_writer is the
+  // caller's thread id; the child's thread has a new one.
+  lock_->__data.__cur_writer = static_cast<int>(Gettid());
+  ::pthread_rwlock_unlock(lock_);
+}
+
+}  // namespace taskfork::tasklog_internal
