@@ -46,7 +46,7 @@ std::string FormatShortDuration(absl::Duration d) {
 Progress::Progress(int fd, bool tty, int total_tasks)
     : fd_(fd), tty_(tty), total_(total_tasks) {}
 
-void Progress::Write(const std::string& text) {
+void Progress::Print(const std::string& text) {
   const char* data = text.data();
   size_t left = text.size();
   while (left > 0) {
@@ -79,10 +79,10 @@ void Progress::Finished(const std::string& id, Result result,
   }
   if (tty_) {
     Clear();
-    Write(line + "\n");
+    Print(line + "\n");
     Refresh(now);
   } else {
-    Write(line + "\n");
+    Print(line + "\n");
   }
 }
 
@@ -98,13 +98,13 @@ void Progress::Refresh(absl::Time now) {
                                    : "running: " + absl::StrJoin(running, ", "));
   // One line, cut to a terminal-friendly width; \r + erase-line redraws it.
   if (block.size() > 160) block = block.substr(0, 157) + "...";
-  Write("\r\033[K" + block);
+  Print("\r\033[K" + block);
   block_shown_ = true;
 }
 
 void Progress::Clear() {
   if (tty_ && block_shown_) {
-    Write("\r\033[K");
+    Print("\r\033[K");
     block_shown_ = false;
   }
 }

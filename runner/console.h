@@ -35,10 +35,11 @@ class Progress {
   void Refresh(absl::Time now);
   // Removes the status block before the summary is printed.
   void Clear();
+  // Writes `text` as is (the summary). A closed console is ignored: the
+  // report files still exist.
+  void Print(const std::string& text);
 
  private:
-  void Write(const std::string& text);
-
   int fd_;
   bool tty_;
   int total_;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/errno.h"
+#include "runner/runinfo.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -68,13 +69,6 @@ Where Locate(const TextFormat::ParseInfoTree* tree, const FieldDescriptor* field
   if (tree == nullptr) return {};
   const auto location = tree->GetLocation(field, index);
   return {location.line, location.column};
-}
-
-bool ValidTaskId(absl::string_view id) {
-  return !id.empty() && std::all_of(id.begin(), id.end(), [](char c) {
-           return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' ||
-                  c == ':';
-         });
 }
 
 // Parses an optional duration field: "" -> `fallback`; "inf" -> infinite.
@@ -185,7 +179,7 @@ absl::StatusOr<Job> ParseJobSpec(absl::string_view text,
     std::string base = display_path.substr(display_path.rfind('/') + 1);
     job.name = base.substr(0, base.find('.'));
   }
-  if (!ValidTaskId(job.name)) {
+  if (!IsValidRunInfoName(job.name)) {
     const Where at = Locate(&tree, job_field("name"));
     problems.Add(at.line, at.column,
                  absl::StrCat("invalid job name \"", job.name,
@@ -240,7 +234,7 @@ absl::StatusOr<Job> ParseJobSpec(absl::string_view text,
     const Where id_at = task_spec.id().empty()
                             ? task_at
                             : Locate(task_tree, task_field("id"));
-    if (!ValidTaskId(task.id)) {
+    if (!IsValidRunInfoName(task.id)) {
       problems.Add(id_at.line, id_at.column,
                    absl::StrCat("invalid task id \"", task.id,
                                 "\": use letters, digits, '-', '_', '.', ':' "

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -41,6 +42,13 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
 }
 
 }  // namespace
+
+bool IsValidRunInfoName(absl::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+           return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' ||
+                  c == ':';
+         });
+}
 
 absl::Status MakeDirectories(const std::string& path, mode_t mode) {
   if (path.empty()) return absl::InvalidArgumentError("empty directory path");

@@ -59,6 +59,11 @@ class RunInfo {
   std::string dir_;
 };
 
+// Whether `name` may be a job name or task id: it names files in the runinfo
+// directory (JobLog.<job>, TaskLog.<task>), so letters, digits, '-', '_', '.'
+// and ':' only, and not empty.
+bool IsValidRunInfoName(absl::string_view name);
+
 // mkdir -p; errors name the first path that could not be made.
 absl::Status MakeDirectories(const std::string& path, mode_t mode = 0755);
 

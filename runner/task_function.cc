@@ -52,8 +52,9 @@ std::vector<std::string> TaskRegistry::Names() const {
   return names;
 }
 
-TaskFunctionOutcome RunTaskFunction(TaskFunction function,
-                                    TaskContext& context) {
+TaskFunctionOutcome RunTaskFunction(
+    absl::FunctionRef<absl::Status(TaskContext&)> function,
+    TaskContext& context) {
   TaskFunctionOutcome outcome;
   absl::Status status;
   try {

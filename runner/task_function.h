@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "reporter/result.h"
@@ -105,8 +106,9 @@ struct TaskFunctionOutcome {
 
 // Runs `function` with `context` and turns its return, SetResult and any
 // exception into an outcome as TaskFunction documents.
-TaskFunctionOutcome RunTaskFunction(TaskFunction function,
-                                    TaskContext& context);
+TaskFunctionOutcome RunTaskFunction(
+    absl::FunctionRef<absl::Status(TaskContext&)> function,
+    TaskContext& context);
 
 }  // namespace taskfork::runner
 

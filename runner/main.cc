@@ -1,0 +1,208 @@
+// The runner: runs the job a spec describes (pyATS's `pyats run job`).
+//
+//   tools/bazel run //runner -- runner/examples/demo.textpb
+//   runner [--runinfo_dir=DIR] [--max_parallel=N] [--interactive] JOB_SPEC
+//
+// Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
+// spec; 3 infrastructure failure (runinfo, /dev/shm, reporter); 4 anything
+// else. Link your own TASKFORK_TASK functions with //runner:runner_main to
+// make a runner for them (see runner/README.md).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "runner/job_spec.h"
+#include "runner/runtime.h"
+#include "runner/task_function.h"
+
+namespace taskfork::runner {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: runner [options] JOB_SPEC\n"
+    "\n"
+    "Runs the tasks of JOB_SPEC (a runner/job.proto text file), each in its\n"
+    "own forked process, and writes logs and reports to a runinfo directory.\n"
+    "\n"
+    "options:\n"
+    "  --runinfo_dir=DIR   parent of the run directories (default: runs/ in\n"
+    "                      the directory bazel run was called from)\n"
+    "  --max_parallel=N    tasks at once (overrides the spec; default: the\n"
+    "                      spec's, else the number of CPUs)\n"
+    "  --interactive       one task at a time with the terminal as stdin, so\n"
+    "                      a debugger or prompt works inside a task\n"
+    "  --no_progress       one line per finished task even on a terminal\n"
+    "  --help              this text\n"
+    "\n"
+    "exit codes: 0 all tasks succeeded, 1 some did not, 2 bad arguments or\n"
+    "job spec, 3 infrastructure failure, 4 anything else\n";
+
+struct Arguments {
+  std::string spec;
+  std::string runinfo_dir;
+  int max_parallel = 0;
+  bool interactive = false;
+  bool progress = true;
+};
+
+int BadArguments(const std::string& message) {
+  std::fprintf(stderr, "runner: %s\n\n%s", message.c_str(), kUsage);
+  return kExitBadInput;
+}
+
+// The directory the user ran `bazel run` (or the binary) from.
+std::string UserDirectory() {
+  const char* bazel = std::getenv("BUILD_WORKING_DIRECTORY");
+  if (bazel != nullptr && *bazel != '\0') return bazel;
+  char cwd[4096];
+  return ::getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : ".";
+}
+
+std::string FromUserDirectory(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return absl::StrCat(UserDirectory(), "/", path);
+}
+
+// Where this binary's runfiles are (for command tasks naming binaries of the
+// repository), or "".
+std::string RunfilesDirectory(const char* argv0) {
+  if (const char* dir = std::getenv("RUNFILES_DIR"); dir != nullptr) {
+    return absl::StrCat(dir, "/taskfork");
+  }
+  const std::string beside = absl::StrCat(argv0, ".runfiles/taskfork");
+  if (::access(beside.c_str(), F_OK) == 0) return beside;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof(cwd)) != nullptr &&
+      absl::StrContains(cwd, ".runfiles/")) {
+    return cwd;  // bazel run starts us in <runfiles>/<workspace>
+  }
+  return "";
+}
+
+int Main(int argc, char** argv) {
+  Arguments args;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value_of = [&](absl::string_view name, std::string* out) {
+      if (absl::StartsWith(arg, absl::StrCat(name, "="))) {
+        *out = arg.substr(name.size() + 1);
+        return true;
+      }
+      if (arg == name && i + 1 < argc) {
+        *out = argv[++i];
+        return true;
+      }
+      return false;
+    };
+    std::string value;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return kExitAllSucceeded;
+    } else if (arg == "--interactive") {
+      args.interactive = true;
+    } else if (arg == "--no_progress") {
+      args.progress = false;
+    } else if (value_of("--runinfo_dir", &value)) {
+      args.runinfo_dir = value;
+    } else if (value_of("--max_parallel", &value)) {
+      if (!absl::SimpleAtoi(value, &args.max_parallel) ||
+          args.max_parallel < 1) {
+        return BadArguments(absl::StrCat(
+            "--max_parallel wants a positive number, got \"", value, "\""));
+      }
+    } else if (absl::StartsWith(arg, "-")) {
+      return BadArguments(absl::StrCat("unknown option ", arg));
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 1) {
+    return BadArguments(positional.empty()
+                            ? "no job spec given"
+                            : "give exactly one job spec");
+  }
+  args.spec = FromUserDirectory(positional[0]);
+
+  JobSpecContext context;
+  context.known_functions = TaskRegistry::Global().Names();
+  context.runfiles_dir = RunfilesDirectory(argv[0]);
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    context.path_env = path;
+  }
+  context.cpu_count = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+  absl::StatusOr<Job> job = LoadJobSpec(args.spec, context);
+  if (!job.ok()) {
+    std::fprintf(stderr, "runner: bad job spec:\n%s\n",
+                 std::string(job.status().message()).c_str());
+    return kExitBadInput;
+  }
+
+  RuntimeOptions options;
+  options.job_name = job->name;
+  options.runinfo_root = args.runinfo_dir.empty()
+                             ? absl::StrCat(UserDirectory(), "/runs")
+                             : FromUserDirectory(args.runinfo_dir);
+  options.argv.assign(argv, argv + argc);
+  options.spec_file_name = args.spec.substr(args.spec.rfind('/') + 1);
+  options.spec_text = job->spec_text;
+  options.termination_grace = job->termination_grace;
+  options.console_fd = STDOUT_FILENO;
+  options.console_is_tty = args.progress && ::isatty(STDOUT_FILENO);
+  if (args.interactive) options.task_stdin = StdinPolicy::kControllingTerminal;
+
+  google::InitGoogleLogging(argv[0]);
+  absl::StatusOr<std::unique_ptr<Runtime>> runtime =
+      Runtime::Create(std::move(options));
+  if (!runtime.ok()) {
+    std::fprintf(stderr, "runner: cannot set up the job: %s\n",
+                 runtime.status().ToString().c_str());
+    return kExitInfrastructure;
+  }
+  for (const JobTask& spec : job->tasks) {
+    TaskDefinition task;
+    task.id = spec.id;
+    task.description = spec.description;
+    task.timeout = spec.timeout;
+    if (spec.kind == JobTask::Kind::kFunction) {
+      task.body = TaskRegistry::Global().Find(spec.function)->function;
+      task.args = spec.args;
+    } else {
+      task.argv = spec.argv;
+      task.env = spec.env;
+      task.working_directory = spec.working_directory;
+      task.gtest = spec.gtest;
+    }
+    const absl::StatusOr<Task*> added = (*runtime)->AddTask(std::move(task));
+    if (!added.ok()) {
+      std::fprintf(stderr, "runner: %s\n",
+                   added.status().ToString().c_str());
+      return kExitBadInput;
+    }
+  }
+  const int max_parallel = args.interactive ? 1
+                           : args.max_parallel > 0 ? args.max_parallel
+                                                   : job->max_parallel;
+  (*runtime)->RunAll(max_parallel);
+  return (*runtime)->Finish();
+}
+
+}  // namespace
+}  // namespace taskfork::runner
+
+int main(int argc, char** argv) {
+  try {
+    return taskfork::runner::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "runner: internal error: %s\n", e.what());
+    return taskfork::runner::kExitOther;
+  }
+}

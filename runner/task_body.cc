@@ -1,0 +1,222 @@
+#include "runner/task_body.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/errno.h"
+#include "glog/logging.h"
+#include "reporter/client.h"
+#include "runner/gtest_sections.h"
+#include "tasklog/tasklog.h"
+
+namespace taskfork::runner {
+namespace {
+
+using reporter::Result;
+
+// Reports each GoogleTest test as a "Testcase" section of the task.
+void ReportGTestSections(const std::vector<GTestSection>& tests,
+                         reporter::ReportClient* client) {
+  if (client == nullptr) return;
+  for (const GTestSection& test : tests) {
+    reporter::SectionOptions options;
+    options.type = "Testcase";
+    const absl::StatusOr<uint64_t> id = client->StartSection(
+        test.name, options, test.file.c_str(), test.line);
+    if (!id.ok()) {
+      LOG(WARNING) << "cannot report test " << test.name << ": " << id.status();
+      return;
+    }
+    const absl::Status stopped =
+        client->StopSection(*id, test.result, test.reason);
+    if (!stopped.ok()) {
+      LOG(WARNING) << "cannot report test " << test.name << ": " << stopped;
+      return;
+    }
+  }
+}
+
+// fork + exec of the command from the task process; the command stays in the
+// task's process group, so a timeout or Ctrl-C reaches it too.
+TaskFunctionOutcome RunCommand(const TaskBodyConfig& config,
+                               reporter::ReportClient* client) {
+  const TaskDefinition& task = *config.definition;
+  std::vector<std::string> argv = task.argv;
+  const std::string json_path =
+      absl::StrCat(config.runinfo_dir, "/", task.id, ".gtest.json");
+  if (task.gtest) {
+    ::unlink(json_path.c_str());
+    argv.push_back(absl::StrCat("--gtest_output=json:", json_path));
+  }
+  ProcessOptions options;
+  options.own_process_group = false;
+  options.stdin_policy = config.command_stdin;
+  options.env = task.env;
+  if (!config.reporter_socket.empty() && !task.gtest) {
+    // Live reporting for binaries linking //reporter:gtest_listener; a gtest
+    // task is reported from its JSON output instead (not twice).
+    options.env.emplace_back(kReporterSocketEnv, config.reporter_socket);
+    options.env.emplace_back(kTaskIdEnv, task.id);
+  }
+  const std::string cwd = task.working_directory.empty()
+                              ? config.runinfo_dir
+                              : task.working_directory;
+  LOG(INFO) << "running command: " << absl::StrJoin(argv, " ") << " (in "
+            << cwd << ")";
+  std::fflush(nullptr);
+
+  auto process = Process::Start(options, [&argv, &cwd]() -> int {
+    std::vector<char*> raw;
+    raw.reserve(argv.size() + 1);
+    for (std::string& arg : argv) raw.push_back(arg.data());
+    raw.push_back(nullptr);
+    if (::chdir(cwd.c_str()) != 0) {
+      std::fprintf(stderr, "taskfork: chdir %s: %s\n", cwd.c_str(),
+                   std::strerror(errno));
+      return 127;
+    }
+    ::execv(raw[0], raw.data());
+    std::fprintf(stderr, "taskfork: exec %s: %s\n", raw[0],
+                 std::strerror(errno));
+    return 127;
+  });
+  if (!process.ok()) {
+    return {Result::kErrored,
+            absl::StrCat("cannot start ", argv[0], ": ",
+                         process.status().ToString())};
+  }
+  const absl::StatusOr<ExitStatus> status = process->Join();
+  if (!status.ok()) {
+    return {Result::kErrored, absl::StrCat("waiting for ", argv[0], ": ",
+                                           status.status().ToString())};
+  }
+  LOG(INFO) << "command " << status->ToString();
+  // The command wrote to its own TaskLog.<id>:pid-<pid> (a forked child);
+  // bring its output into the task's log, as after a Pcall.
+  if (tasklog::TaskLog* log = tasklog::TaskLog::Current(); log != nullptr) {
+    const pid_t child = status->pid;
+    const absl::Status merged = log->MergeChildLogs({&child, 1});
+    if (!merged.ok()) LOG(WARNING) << "command output: " << merged;
+  }
+
+  TaskFunctionOutcome outcome;
+  if (status->signaled()) {
+    outcome = {Result::kErrored,
+               absl::StrCat(argv[0], " killed by ", status->signal_name(),
+                            status->core_dumped ? " (core dumped)" : "")};
+  } else if (status->exit_code == 127) {
+    outcome = {Result::kErrored,
+               absl::StrCat(argv[0], " could not run (exit code 127; see the "
+                                     "task log)")};
+  } else if (status->exit_code != 0) {
+    outcome = {Result::kFailed,
+               absl::StrCat(argv[0], " exited with code ", status->exit_code)};
+  }
+  if (task.gtest) {
+    const auto tests = ReadGTestJson(json_path);
+    if (tests.ok()) {
+      ReportGTestSections(*tests, client);
+      for (const GTestSection& test : *tests) {
+        if (reporter::RollUp(outcome.result, test.result) != outcome.result &&
+            test.result != Result::kSkipped) {
+          outcome.result = test.result;
+          outcome.reason = absl::StrCat(test.name, ": ", test.reason);
+        }
+      }
+    } else {
+      LOG(WARNING) << "no GoogleTest results: " << tests.status();
+      outcome.result = reporter::RollUp(outcome.result, Result::kErrored);
+      if (outcome.reason.empty()) {
+        outcome.reason = std::string(tests.status().message());
+      }
+    }
+  }
+  return outcome;
+}
+
+}  // namespace
+
+std::string RunTaskBody(const TaskBodyConfig& config) {
+  const TaskDefinition& task = *config.definition;
+  tasklog::TaskLogOptions log_options;
+  log_options.truncate = true;
+  const auto log = tasklog::TaskLog::Install(config.log_path, log_options);
+  if (!log.ok()) {
+    std::fprintf(stderr, "taskfork: task %s: cannot open its log: %s\n",
+                 task.id.c_str(), log.status().ToString().c_str());
+  }
+  LOG(INFO) << "task " << task.id << " started (pid " << ::getpid() << ")"
+            << (task.description.empty() ? "" : ": ") << task.description;
+
+  std::optional<reporter::ReportClient> client;
+  if (!config.reporter_socket.empty()) {
+    reporter::ReportClientOptions options;
+    options.socket_path = config.reporter_socket;
+    options.task_id = task.id;
+    options.log_position = []() -> std::optional<reporter::LogPosition> {
+      tasklog::TaskLog* current = tasklog::TaskLog::Current();
+      if (current == nullptr) return std::nullopt;
+      const absl::StatusOr<int64_t> size = current->size();
+      if (!size.ok()) return std::nullopt;
+      return reporter::LogPosition{current->path(),
+                                   static_cast<uint64_t>(*size)};
+    };
+    auto connected = reporter::ReportClient::Connect(std::move(options));
+    if (connected.ok()) {
+      client.emplace(std::move(*connected));
+      reporter::TaskStart start;
+      start.set_name(task.id);
+      start.set_description(task.description);
+      start.set_logfile(config.log_path);
+      const absl::Status started = client->StartTask(start);
+      if (!started.ok()) LOG(WARNING) << "reporter: " << started;
+    } else {
+      LOG(WARNING) << "reporter unavailable, the result still reaches the "
+                      "runner: "
+                   << connected.status();
+    }
+  }
+  reporter::ReportClient* client_ptr = client ? &*client : nullptr;
+
+  TaskFunctionOutcome outcome;
+  if (!task.argv.empty()) {
+    outcome = RunCommand(config, client_ptr);
+  } else {
+    TaskContext context(task.id, task.args, config.runinfo_dir, client_ptr);
+    outcome = RunTaskFunction(task.body, context);
+  }
+  LOG(INFO) << "task " << task.id << " "
+            << reporter::ResultName(outcome.result)
+            << (outcome.reason.empty() ? "" : ": ") << outcome.reason;
+  if (client) {
+    absl::Status stopped = client->StopTask(outcome.result, outcome.reason);
+    if (stopped.ok()) stopped = client->Close();
+    if (!stopped.ok()) LOG(WARNING) << "reporter: " << stopped;
+  }
+  std::fflush(nullptr);
+  return serialize::Encode(
+      TaskOutcome{static_cast<int>(outcome.result), std::move(outcome.reason)});
+}
+
+absl::StatusOr<TaskFunctionOutcome> DecodeTaskOutcome(absl::string_view bytes) {
+  auto decoded = serialize::Decode<TaskOutcome>(bytes);
+  if (!decoded.ok()) return decoded.status();
+  const std::optional<Result> result = reporter::ResultFromCode(decoded->result);
+  if (!result.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task outcome names no result (code ", decoded->result,
+                     ")"));
+  }
+  return TaskFunctionOutcome{*result, std::move(decoded->reason)};
+}
+
+}  // namespace taskfork::runner

@@ -1,0 +1,43 @@
+// The task process's side of a Task (runner-internal): set up the TaskLog and
+// the report client, run the function or command, report, and hand the
+// outcome back to the runner as bytes (Process::StartWithResultBytes).
+#ifndef TASKFORK_RUNNER_TASK_BODY_H_
+#define TASKFORK_RUNNER_TASK_BODY_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "fork/process.h"
+#include "runner/runtime.h"
+#include "runner/task_function.h"
+#include "serialize/serialize.h"
+
+namespace taskfork::runner {
+
+// What travels from the task process to the runner (Task.result).
+struct TaskOutcome {
+  int result = 0;  // reporter::Result value
+  std::string reason;
+  TASKFORK_SERIALIZE(result, reason);
+};
+
+struct TaskBodyConfig {
+  const TaskDefinition* definition = nullptr;
+  std::string log_path;
+  std::string runinfo_dir;
+  std::string reporter_socket;  // empty: no reporter
+  StdinPolicy command_stdin = StdinPolicy::kDevNull;
+};
+
+// Runs in the forked task process; returns the encoded TaskOutcome. Never
+// throws (exceptions of the task body become Errored).
+std::string RunTaskBody(const TaskBodyConfig& config);
+
+// Decodes what RunTaskBody returned. kDataLoss/kInvalidArgument for bytes
+// that are not a TaskOutcome or name no result.
+absl::StatusOr<TaskFunctionOutcome> DecodeTaskOutcome(absl::string_view bytes);
+
+}  // namespace taskfork::runner
+
+#endif  // TASKFORK_RUNNER_TASK_BODY_H_
