@@ -120,9 +120,10 @@ namespace taskfork::serialize {
 
 // Format version written in every header (see FORMAT.md).
 inline constexpr uint8_t kFormatVersion = 1;
-// The deepest nesting (containers, classes, pointers, ...) Encode writes and
-// Decode accepts.
-inline constexpr int kMaxDepth = 200;
+// The deepest nesting Encode writes and Decode accepts. Every container,
+// class, pair/tuple, optional, variant, StatusOr and pointer level counts one
+// (a linked list through std::unique_ptr uses two levels per node).
+inline constexpr int kMaxDepth = 512;
 
 // Grants the codecs access to the private members the macros declare.
 // Not for direct use.
@@ -1444,6 +1445,17 @@ struct Codec<T, std::enable_if_t<std::is_class_v<T> && kHasFields<T>>> {
 
 // ---------------------------------------------------------------------------
 
+// An error absl::StatusOr<T>. absl::StatusOr<absl::Status>(status) would hold
+// `status` as its value, so that case goes through StatusOr<const Status>.
+template <typename T>
+absl::StatusOr<T> ErrorOr(absl::Status error) {
+  if constexpr (std::is_same_v<T, absl::Status>) {
+    return absl::StatusOr<T>(absl::StatusOr<const absl::Status>(std::move(error)));
+  } else {
+    return error;
+  }
+}
+
 template <typename T>
 const TypeInfo& GetTypeInfo() {
   static const TypeInfo* const info = [] {
@@ -1510,10 +1522,12 @@ absl::StatusOr<T> Decode(absl::string_view bytes) {
   static_assert(!std::is_const_v<T>, "Decode<const T>: drop the const");
   const serialize_internal::TypeInfo& info = serialize_internal::GetTypeInfo<T>();
   serialize_internal::Reader reader(bytes, &info);
-  if (!reader.Header()) return std::move(reader).status();
+  if (!reader.Header()) {
+    return serialize_internal::ErrorOr<T>(std::move(reader).status());
+  }
   T value = serialize_internal::MakeDefault<T>();
   if (!serialize_internal::DecodeValue(reader, value) || !reader.Finish()) {
-    return std::move(reader).status();
+    return serialize_internal::ErrorOr<T>(std::move(reader).status());
   }
   return absl::StatusOr<T>(absl::in_place, std::move(value));
 }

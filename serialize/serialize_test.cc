@@ -162,6 +162,15 @@ TEST(SerializeAbsl, Status) {
   EXPECT_EQ(decoded->GetPayload("type.googleapis.com/x"), absl::Cord("payload\0bytes"));
 }
 
+TEST(SerializeAbsl, DecodeStatusErrorIsNotItsValue) {
+  absl::StatusOr<absl::Status> bad = Decode<absl::Status>("junk");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<absl::Status> good = Decode<absl::Status>(Encode(absl::AbortedError("a")));
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(*good, absl::AbortedError("a"));
+}
+
 TEST(SerializeAbsl, StatusOr) {
   const absl::StatusOr<std::string> ok = std::string("result");
   const absl::StatusOr<std::string> error = absl::UnavailableError("gone");
@@ -191,6 +200,356 @@ TEST(SerializeUserTypes, Struct) {
   EXPECT_ROUND_TRIP(hero);
   EXPECT_ROUND_TRIP(std::vector<Hero>{hero, hero});
   EXPECT_ROUND_TRIP((std::map<std::string, Hero>{{"tony", hero}}));
+}
+
+// --- user classes: private fields, hooks, refusal ----------------------------
+
+class Session {
+ public:
+  Session() = default;
+  Session(std::string host, int port) : host_(std::move(host)), port_(port) {}
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+  bool connected() const { return connected_; }
+
+ private:
+  TASKFORK_SERIALIZE(host_, port_);
+  absl::Status AfterDecode() {
+    if (port_ <= 0) {
+      return absl::FailedPreconditionError("cannot reconnect to port " +
+                                           std::to_string(port_));
+    }
+    connected_ = true;
+    return absl::OkStatus();
+  }
+  std::string host_;
+  int port_ = 0;
+  bool connected_ = false;  // external state: not serialized, restored
+};
+
+TEST(SerializeUserTypes, PrivateFieldsAndAfterDecodeHook) {
+  absl::StatusOr<Session> s = RoundTrip(Session("router1", 22));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->host(), "router1");
+  EXPECT_EQ(s->port(), 22);
+  EXPECT_TRUE(s->connected());
+}
+
+TEST(SerializeUserTypes, AfterDecodeErrorIsReturned) {
+  EXPECT_THAT(RoundTrip(Session("router1", -1)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("cannot reconnect to port -1")));
+  // Also from deep inside a container.
+  std::vector<std::optional<Session>> sessions{Session("a", 1), Session("b", 0)};
+  EXPECT_THAT(RoundTrip(sessions),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("port 0")));
+}
+
+class Token {
+ public:
+  static Token Of(int v) {
+    Token t;
+    t.v_ = v;
+    return t;
+  }
+  int v() const { return v_; }
+
+ private:
+  Token() = default;  // private: Decode constructs through Access
+  TASKFORK_SERIALIZE(v_);
+  int v_ = 0;
+};
+
+TEST(SerializeUserTypes, PrivateDefaultConstructor) {
+  absl::StatusOr<Token> t = RoundTrip(Token::Of(7));
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->v(), 7);
+  absl::StatusOr<std::vector<Token>> v = RoundTrip(std::vector<Token>{Token::Of(1), Token::Of(2)});
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)[1].v(), 2);
+  absl::StatusOr<std::shared_ptr<Token>> p = RoundTrip(std::make_shared<Token>(Token::Of(3)));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)->v(), 3);
+}
+
+struct Empty {
+  TASKFORK_SERIALIZE();
+  bool operator==(const Empty&) const { return true; }
+};
+
+TEST(SerializeUserTypes, EmptyClass) {
+  EXPECT_ROUND_TRIP(Empty{});
+  EXPECT_ROUND_TRIP(std::optional<Empty>(Empty{}));
+  static_assert(!kIsSerializable<std::vector<Empty>>);  // zero-byte elements
+  static_assert(kIsSerializable<std::vector<std::optional<Empty>>>);
+}
+
+struct LiveSocket {
+  TASKFORK_NOT_SERIALIZABLE();
+  int fd = -1;
+};
+struct HoldsSocket {
+  int id = 0;
+  LiveSocket socket;
+  TASKFORK_SERIALIZE(id, socket);
+};
+struct RefusedWithFields {
+  int id = 0;
+  TASKFORK_SERIALIZE(id);
+  TASKFORK_NOT_SERIALIZABLE();
+};
+struct ConstField {
+  const int id = 0;
+  TASKFORK_SERIALIZE(id);
+};
+struct NoCodec {
+  int x;
+};
+
+TEST(SerializeUserTypes, RefusedAtCompileTime) {
+  static_assert(!kIsSerializable<LiveSocket>);
+  static_assert(!kIsSerializable<HoldsSocket>);
+  static_assert(!kIsSerializable<std::vector<LiveSocket>>);
+  static_assert(!kIsSerializable<std::shared_ptr<LiveSocket>>);
+  static_assert(!kIsSerializable<RefusedWithFields>);
+  static_assert(!kIsSerializable<ConstField>);
+  static_assert(!kIsSerializable<NoCodec>);
+  static_assert(!kIsSerializable<std::map<int, NoCodec>>);
+  static_assert(!kIsSerializable<std::variant<int, NoCodec>>);
+  static_assert(!kIsSerializable<std::unique_ptr<int[]>>);
+}
+
+struct Tree {
+  int value = 0;
+  std::vector<Tree> children;
+  TASKFORK_SERIALIZE(value, children);
+  bool operator==(const Tree& o) const {
+    return value == o.value && children == o.children;
+  }
+};
+
+TEST(SerializeUserTypes, RecursiveType) {
+  static_assert(kIsSerializable<Tree>);
+  Tree t{1, {Tree{2, {}}, Tree{3, {Tree{4, {}}}}}};
+  EXPECT_ROUND_TRIP(t);
+  EXPECT_EQ(TypeName<Tree>(), "Tree{i32,[Tree]}");
+}
+
+// --- smart pointers and the memo ----------------------------------------------
+
+TEST(SerializePointers, UniquePtr) {
+  absl::StatusOr<std::unique_ptr<std::string>> p =
+      RoundTrip(std::make_unique<std::string>("owned"));
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(**p, "owned");
+  absl::StatusOr<std::unique_ptr<int>> null = RoundTrip(std::unique_ptr<int>());
+  ASSERT_TRUE(null.ok());
+  EXPECT_EQ(*null, nullptr);
+  // unique_ptr<T> and optional<T> share their encoding.
+  EXPECT_THAT(Decode<std::optional<std::string>>(
+                  Encode(std::make_unique<std::string>("u"))),
+              IsOkAndHolds(std::optional<std::string>("u")));
+}
+
+TEST(SerializePointers, SharedObjectsStayShared) {
+  auto a = std::make_shared<std::string>("shared");
+  auto b = std::make_shared<std::string>("other");
+  std::vector<std::shared_ptr<std::string>> v{a, a, nullptr, b, a};
+  absl::StatusOr<std::vector<std::shared_ptr<std::string>>> d = RoundTrip(v);
+  ASSERT_TRUE(d.ok());
+  ASSERT_EQ(d->size(), 5u);
+  EXPECT_EQ(*(*d)[0], "shared");
+  EXPECT_EQ((*d)[0].get(), (*d)[1].get());
+  EXPECT_EQ((*d)[0].get(), (*d)[4].get());
+  EXPECT_EQ((*d)[2], nullptr);
+  EXPECT_NE((*d)[0].get(), (*d)[3].get());
+  EXPECT_EQ((*d)[0].use_count(), 3);  // the memo released its reference
+  // "shared" is written once.
+  const std::string bytes = Encode(v);
+  EXPECT_EQ(bytes.find("shared"), bytes.rfind("shared"));
+}
+
+TEST(SerializePointers, SharedConstAndAcrossFields) {
+  auto a = std::make_shared<const std::string>("c");
+  std::pair<std::shared_ptr<const std::string>, std::weak_ptr<const std::string>> p{a, a};
+  auto d = RoundTrip(p);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->first.get(), d->second.lock().get());
+}
+
+struct Ring {
+  std::string name;
+  std::shared_ptr<Ring> next;
+  std::weak_ptr<Ring> prev;
+  TASKFORK_SERIALIZE(name, next, prev);
+};
+
+TEST(SerializePointers, CyclesAreSupported) {
+  auto a = std::make_shared<Ring>();
+  auto b = std::make_shared<Ring>();
+  auto c = std::make_shared<Ring>();
+  a->name = "a";
+  b->name = "b";
+  c->name = "c";
+  a->next = b;
+  b->next = c;
+  c->next = a;  // a strong cycle
+  a->prev = c;
+  b->prev = a;
+  c->prev = b;
+  absl::StatusOr<std::shared_ptr<Ring>> d = RoundTrip(a);
+  c->next = nullptr;  // break the original cycle
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::shared_ptr<Ring> da = *d;
+  EXPECT_EQ(da->name, "a");
+  EXPECT_EQ(da->next->name, "b");
+  EXPECT_EQ(da->next->next->name, "c");
+  EXPECT_EQ(da->next->next->next, da);
+  EXPECT_EQ(da->prev.lock(), da->next->next);
+  EXPECT_EQ(da->next->prev.lock(), da);
+  da->next->next->next = nullptr;  // break the decoded cycle (no leak)
+}
+
+TEST(SerializePointers, SelfCycle) {
+  auto a = std::make_shared<Ring>();
+  a->name = "self";
+  a->next = a;
+  absl::StatusOr<std::shared_ptr<Ring>> d = RoundTrip(a);
+  a->next = nullptr;
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->next, *d);
+  (*d)->next = nullptr;
+}
+
+TEST(SerializePointers, WeakPtrWithoutOwnerDecodesExpired) {
+  auto owner = std::make_shared<int>(5);
+  std::weak_ptr<int> weak = owner;
+  absl::StatusOr<std::weak_ptr<int>> d = RoundTrip(weak);
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->expired());  // nothing in the decoded value owns it
+  absl::StatusOr<std::weak_ptr<int>> expired = RoundTrip(std::weak_ptr<int>());
+  ASSERT_TRUE(expired.ok());
+  EXPECT_TRUE(expired->expired());
+}
+
+struct Base {
+  virtual ~Base() = default;
+  int x = 0;
+  TASKFORK_SERIALIZE(x);
+};
+struct Derived : Base {};
+
+TEST(SerializeDeathTest, SlicingPointerCheckFails) {
+  std::unique_ptr<Base> p = std::make_unique<Derived>();
+  EXPECT_DEATH(Encode(p), "slicing");
+  std::unique_ptr<Base> exact = std::make_unique<Base>();
+  EXPECT_TRUE(RoundTrip(exact).ok());
+}
+
+struct Chain {
+  int v = 0;
+  std::unique_ptr<Chain> next;
+  TASKFORK_SERIALIZE(v, next);
+};
+
+std::unique_ptr<Chain> MakeChain(int n) {
+  std::unique_ptr<Chain> head;
+  for (int i = 0; i < n; ++i) {
+    auto c = std::make_unique<Chain>();
+    c->v = i;
+    c->next = std::move(head);
+    head = std::move(c);
+  }
+  return head;
+}
+
+void FreeChain(std::unique_ptr<Chain> c) {
+  while (c != nullptr) c = std::move(c->next);
+}
+
+TEST(SerializeDepth, ChainWithinLimitRoundTrips) {
+  // Each node is two levels (the class and its unique_ptr).
+  std::unique_ptr<Chain> chain = MakeChain(kMaxDepth / 2 - 1);
+  absl::StatusOr<std::unique_ptr<Chain>> d = RoundTrip(chain);
+  ASSERT_TRUE(d.ok()) << d.status();
+  int n = 0;
+  for (const Chain* c = d->get(); c != nullptr; c = c->next.get()) ++n;
+  EXPECT_EQ(n, kMaxDepth / 2 - 1);
+  FreeChain(std::move(chain));
+  FreeChain(std::move(*d));
+}
+
+TEST(SerializeDeathTest, EncodeTooDeepCheckFails) {
+  std::unique_ptr<Chain> chain = MakeChain(kMaxDepth);
+  EXPECT_DEATH(Encode(chain), "kMaxDepth");
+  FreeChain(std::move(chain));
+}
+
+// --- fingerprint ----------------------------------------------------------------
+
+struct HeroV2 {  // same structure, other name: compatible
+  std::string name;
+  std::string callsign;
+  std::tuple<std::string, std::string, std::string, std::string> aka;
+  std::vector<int64_t> values;
+  std::map<std::string, double> scores;
+  TASKFORK_SERIALIZE(name, callsign, aka, values, scores);
+};
+struct HeroV3 {  // one field changed: incompatible
+  std::string name;
+  std::string callsign;
+  std::tuple<std::string, std::string, std::string, std::string> aka;
+  std::vector<int32_t> values;
+  std::map<std::string, double> scores;
+  TASKFORK_SERIALIZE(name, callsign, aka, values, scores);
+};
+
+TEST(SerializeFingerprint, StructuralNamesAndCompatibility) {
+  EXPECT_EQ(TypeName<Hero>(), "Hero{str,str,(str,str,str,str),[i64],{str:f64}}");
+  EXPECT_EQ((TypeName<std::variant<int, std::optional<bool>>>()), "<i32|?bool>");
+  Hero hero{"n", "c", {"a", "b", "c", "d"}, {1}, {{"k", 1.0}}};
+  absl::StatusOr<HeroV2> v2 = Decode<HeroV2>(Encode(hero));
+  ASSERT_TRUE(v2.ok());
+  EXPECT_EQ(std::get<3>(v2->aka), "d");
+  EXPECT_THAT(Decode<HeroV3>(Encode(hero)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("type mismatch"),
+                             HasSubstr("`Hero{str,str,(str,str,str,str),[i64],{str:f64}}`"),
+                             HasSubstr("`HeroV3{str,str,(str,str,str,str),[i32],{str:f64}}`"))));
+  // Sequences share a structure, as do pair and tuple.
+  EXPECT_THAT(Decode<std::deque<int>>(Encode(std::vector<int>{1, 2})),
+              IsOkAndHolds(std::deque<int>{1, 2}));
+  EXPECT_THAT(Decode<std::list<int>>(Encode(std::vector<int>{3})),
+              IsOkAndHolds(std::list<int>{3}));
+  EXPECT_THAT((Decode<std::tuple<int, bool>>(Encode(std::make_pair(1, true)))),
+              IsOkAndHolds(std::make_tuple(1, true)));
+  EXPECT_THAT(Decode<std::vector<int32_t>>(Encode(std::vector<uint32_t>{1})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Decode<std::set<int>>(Encode(std::vector<int>{1})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Decode<std::multiset<int>>(Encode(std::set<int>{1})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Decode<Color>(Encode(uint8_t{1})),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(SerializeFormat, KnownBytes) {
+  // Pins the wire format documented in FORMAT.md.
+  const std::string bytes = Encode(std::vector<uint16_t>{1, 0x0302});
+  const std::string name = "[u16]";
+  std::string expected("\x89TFS\x01", 5);
+  const uint64_t fp = serialize_internal::Fingerprint("[u16]");
+  for (int i = 0; i < 8; ++i) expected.push_back(static_cast<char>(fp >> (8 * i)));
+  expected.push_back(static_cast<char>(name.size()));
+  expected += name;
+  expected += std::string("\x02\x01\x00\x02\x03", 5);
+  EXPECT_EQ(bytes, expected);
+}
+
+TEST(SerializeFormat, Deterministic) {
+  Hero hero{"n", "c", {"a", "b", "c", "d"}, {1, 2}, {{"k", 1.0}, {"j", 2.0}}};
+  EXPECT_EQ(Encode(hero), Encode(hero));
 }
 
 TEST(SerializeContract, EncodeToAppends) {
