@@ -107,10 +107,29 @@ absl::Status Task::Join(absl::Duration timeout) {
     return absl::FailedPreconditionError(
         absl::StrCat("task ", id(), " was not started"));
   }
-  const absl::StatusOr<ExitStatus> status = process_->Join(timeout);
-  if (!status.ok() &&
-      status.status().code() == absl::StatusCode::kDeadlineExceeded) {
-    return status.status();
+  // Wait for the exit without reaping (Complete() must still reach the
+  // process group), draining the result pipe meanwhile.
+  const absl::Time deadline = absl::Now() + timeout;
+  while (process_->is_alive()) {
+    pollfd fds[2] = {{process_->pidfd(), POLLIN, 0},
+                     {process_->result_fd(), POLLIN, 0}};
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "task ", id(), " still running after ", absl::FormatDuration(timeout)));
+    }
+    const int timeout_ms =
+        deadline == absl::InfiniteFuture()
+            ? -1
+            : static_cast<int>(std::min<int64_t>(
+                  absl::ToInt64Milliseconds(deadline - now) + 1, 1 << 30));
+    if (::poll(fds, fds[1].fd >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
+      return ErrnoError(errno, "poll on task", id());
+    }
+    if (fds[1].fd >= 0 && fds[1].revents != 0) {
+      const absl::Status drained = process_->DrainResult();
+      if (!drained.ok()) LOG(WARNING) << id() << ": " << drained;
+    }
   }
   Complete();
   return absl::OkStatus();
@@ -136,7 +155,11 @@ absl::Status Task::Terminate(std::string reason) {
 }
 
 void Task::Complete() {
-  const absl::StatusOr<ExitStatus> exit = process_->Join(absl::ZeroDuration());
+  // Whatever the task left in its process group (a grandchild that ignored
+  // SIGTERM, a forgotten background job) ends with it: the zombie of the
+  // task process still holds the group id, so this cannot hit a stranger.
+  (void)process_->Signal(SIGKILL);
+  const absl::StatusOr<ExitStatus> exit = process_->Join();
   TaskResult result;
   result.runtime = absl::Now() - start_time_;
   if (exit.ok()) result.exit_status = exit->ToString();
