@@ -1,0 +1,430 @@
+// Throughput and latency of //ipc across two (or four) real processes, next
+// to the floor (a minimal shared-memory ring, memcpy) and the peers a user
+// would pick instead (Boost.Interprocess message_queue, a kernel pipe).
+// A summary with the ratios that matter is printed at the end.
+//
+//   bazel run -c opt //ipc:ipc_benchmark
+//
+// Throughput benchmarks: one iteration is a batch of messages from a producer
+// to a consumer process, ending with a marker the consumer acknowledges over
+// a kernel pipe, so the time covers the consumer having received everything.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "boost/interprocess/ipc/message_queue.hpp"
+#include "ipc/pipe.h"
+#include "ipc/queue.h"
+#include "ipc/shared_memory.h"
+
+namespace taskfork::ipc {
+namespace {
+
+// One byte per acknowledgement over a kernel pipe (child -> parent).
+class Acks {
+ public:
+  Acks() {
+    if (::pipe(fds_) != 0) std::abort();
+  }
+  ~Acks() {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  void Post() {
+    const char c = 1;
+    if (::write(fds_[1], &c, 1) != 1) std::abort();
+  }
+  void Wait() {
+    char c;
+    if (::read(fds_[0], &c, 1) != 1) std::abort();
+  }
+
+ private:
+  int fds_[2];
+};
+
+void Reap(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) std::abort();
+}
+
+// Messages of size 0 end a batch (the consumer acknowledges), size 1 stops.
+template <typename Send, typename Recv>
+void Throughput(benchmark::State& state, size_t size, int batch, Send send,
+                Recv recv) {
+  Acks acks;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string m;
+    for (;;) {
+      recv(&m);
+      if (m.size() == 0) acks.Post();
+      if (m.size() == 1) ::_exit(0);
+    }
+  }
+  const std::string message(size, 'x');
+  for (auto _ : state) {
+    for (int i = 0; i < batch; ++i) send(message);
+    send("");
+    acks.Wait();
+  }
+  send("!");
+  Reap(pid);
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.SetBytesProcessed(state.iterations() * batch * static_cast<int64_t>(size));
+}
+
+// ---------------------------------------------------------------------------
+// The floor: a minimal SPSC ring of 64-byte slots with cached indices.
+
+struct alignas(64) RawRing {
+  static constexpr uint64_t kSlots = 4096;
+  alignas(64) std::atomic<uint64_t> tail{0};
+  alignas(64) uint64_t cached_head = 0;
+  alignas(64) std::atomic<uint64_t> head{0};
+  alignas(64) uint64_t cached_tail = 0;
+  alignas(64) char slots[kSlots][64];
+};
+
+template <bool kCached>
+void RawRingBenchmark(benchmark::State& state) {
+  auto shm = SharedMemory::CreateAnonymous(sizeof(RawRing));
+  if (!shm.ok()) return state.SkipWithError(shm.status().ToString().c_str());
+  RawRing* ring = new (shm->data()) RawRing;
+  auto push = [ring](const char* slot) {
+    const uint64_t t = ring->tail.load(std::memory_order_relaxed);
+    if (kCached) {
+      while (t - ring->cached_head == RawRing::kSlots) {
+        ring->cached_head = ring->head.load(std::memory_order_acquire);
+      }
+    } else {
+      while (t - ring->head.load(std::memory_order_acquire) == RawRing::kSlots) {
+      }
+    }
+    std::memcpy(ring->slots[t % RawRing::kSlots], slot, 64);
+    ring->tail.store(t + 1, std::memory_order_release);
+  };
+  auto pop = [ring](char* slot) {
+    const uint64_t h = ring->head.load(std::memory_order_relaxed);
+    if (kCached) {
+      while (h == ring->cached_tail) {
+        ring->cached_tail = ring->tail.load(std::memory_order_acquire);
+      }
+    } else {
+      while (h == ring->tail.load(std::memory_order_acquire)) {
+      }
+    }
+    std::memcpy(slot, ring->slots[h % RawRing::kSlots], 64);
+    ring->head.store(h + 1, std::memory_order_release);
+  };
+  constexpr int kBatch = 100000;
+  Acks acks;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    char slot[64];
+    for (;;) {
+      pop(slot);
+      benchmark::DoNotOptimize(slot);
+      if (slot[0] == 0) acks.Post();
+      if (slot[0] == 1) ::_exit(0);
+    }
+  }
+  char data[64], marker[64] = {0}, stop[64] = {1};
+  std::memset(data, 'x', sizeof(data));
+  for (auto _ : state) {
+    for (int i = 0; i < kBatch; ++i) push(data);
+    push(marker);
+    acks.Wait();
+  }
+  push(stop);
+  Reap(pid);
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.SetBytesProcessed(state.iterations() * kBatch * 64);
+}
+
+void BM_RawRing_64B(benchmark::State& state) { RawRingBenchmark<true>(state); }
+void BM_NaiveRing_64B(benchmark::State& state) { RawRingBenchmark<false>(state); }
+
+void BM_Memcpy_1M(benchmark::State& state) {
+  std::string from(1 << 20, 'x'), to(1 << 20, 'y');
+  for (auto _ : state) {
+    std::memcpy(to.data(), from.data(), from.size());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * (int64_t{1} << 20));
+}
+
+// ---------------------------------------------------------------------------
+// taskfork::ipc
+
+void QueueThroughput(benchmark::State& state, size_t size, int batch,
+                     size_t capacity) {
+  QueueOptions options;
+  options.capacity_bytes = capacity;
+  auto queue = Queue::Create(options);
+  if (!queue.ok()) return state.SkipWithError(queue.status().ToString().c_str());
+  Throughput(
+      state, size, batch,
+      [&](absl::string_view m) {
+        if (!queue->Put(m).ok()) std::abort();
+      },
+      [&](std::string* m) {
+        if (!queue->GetInto(m).ok()) ::_exit(1);
+      });
+}
+
+void BM_Queue_64B(benchmark::State& state) {
+  QueueThroughput(state, 64, 100000, 1 << 20);
+}
+void BM_Queue_4K(benchmark::State& state) {
+  QueueThroughput(state, 4096, 10000, 4 << 20);
+}
+void BM_Queue_1M(benchmark::State& state) {
+  QueueThroughput(state, 1 << 20, 64, 8 << 20);
+}
+
+void BM_Pipe_64B(benchmark::State& state) {
+  PipeOptions options;
+  options.capacity_bytes = 1 << 20;
+  auto ends = Pipe::Create(options);
+  if (!ends.ok()) return state.SkipWithError(ends.status().ToString().c_str());
+  Throughput(
+      state, 64, 100000,
+      [&](absl::string_view m) {
+        if (!ends->first.Send(m).ok()) std::abort();
+      },
+      [&](std::string* m) {
+        if (!ends->second.RecvInto(m).ok()) ::_exit(1);
+      });
+}
+
+// Two producer processes and two consumer processes on one queue. Per
+// iteration each producer puts a batch; then the parent puts one marker per
+// consumer and waits for both acknowledgements.
+void BM_Queue_2x2_64B(benchmark::State& state) {
+  QueueOptions options;
+  options.capacity_bytes = 1 << 20;
+  auto queue = Queue::Create(options);
+  auto go = Queue::Create(options);
+  auto done = Queue::Create(options);
+  if (!queue.ok() || !go.ok() || !done.ok()) {
+    return state.SkipWithError("Queue::Create failed");
+  }
+  constexpr int kBatch = 50000;
+  std::vector<pid_t> pids;
+  for (int p = 0; p < 2; ++p) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const std::string message(64, 'x');
+      std::string command;
+      for (;;) {
+        if (!go->GetInto(&command).ok()) ::_exit(1);
+        if (command == "stop") ::_exit(0);
+        for (int i = 0; i < kBatch; ++i) {
+          if (!queue->Put(message).ok()) ::_exit(1);
+        }
+        if (!done->Put("produced").ok()) ::_exit(1);
+      }
+    }
+    pids.push_back(pid);
+  }
+  for (int c = 0; c < 2; ++c) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      std::string m;
+      for (;;) {
+        if (!queue->GetInto(&m).ok()) ::_exit(1);
+        if (m.size() == 0 && !done->Put("consumed").ok()) ::_exit(1);
+        if (m.size() == 1) ::_exit(0);
+      }
+    }
+    pids.push_back(pid);
+  }
+  std::string ack;
+  for (auto _ : state) {
+    // Each producer takes exactly one "go": it puts its batch before it
+    // asks for the next command, and the parent waits for both batches.
+    (void)go->Put("go");
+    (void)go->Put("go");
+    for (int i = 0; i < 2; ++i) (void)done->GetInto(&ack);
+    (void)queue->Put("");
+    (void)queue->Put("");
+    for (int i = 0; i < 2; ++i) (void)done->GetInto(&ack);
+  }
+  (void)go->Put("stop");
+  (void)go->Put("stop");
+  (void)queue->Put("!");
+  (void)queue->Put("!");
+  for (pid_t pid : pids) Reap(pid);
+  state.SetItemsProcessed(state.iterations() * 2 * kBatch);
+  state.SetBytesProcessed(state.iterations() * 2 * kBatch * 64);
+}
+
+void BM_Pipe_RoundTrip_64B(benchmark::State& state) {
+  PipeOptions options;
+  options.capacity_bytes = 1 << 16;
+  auto ends = Pipe::Create(options);
+  if (!ends.ok()) return state.SkipWithError(ends.status().ToString().c_str());
+  auto& [parent, child] = *ends;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    parent.Close();
+    std::string m;
+    for (;;) {
+      if (!child.RecvInto(&m).ok()) ::_exit(1);
+      if (m.size() == 1) ::_exit(0);
+      if (!child.Send(m).ok()) ::_exit(1);
+    }
+  }
+  child.Close();
+  const std::string message(64, 'x');
+  std::string reply;
+  for (auto _ : state) {
+    if (!parent.Send(message).ok() || !parent.RecvInto(&reply).ok()) std::abort();
+  }
+  (void)parent.Send("!");
+  Reap(pid);
+  state.SetItemsProcessed(state.iterations());
+}
+
+// ---------------------------------------------------------------------------
+// Peers.
+
+void BM_KernelPipe_RoundTrip_64B(benchmark::State& state) {
+  int down[2], up[2];
+  if (::pipe(down) != 0 || ::pipe(up) != 0) std::abort();
+  auto read_all = [](int fd, char* buffer, size_t size) {
+    while (size > 0) {
+      const ssize_t n = ::read(fd, buffer, size);
+      if (n <= 0) return false;
+      buffer += n;
+      size -= static_cast<size_t>(n);
+    }
+    return true;
+  };
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(down[1]);
+    ::close(up[0]);
+    char buffer[64];
+    while (read_all(down[0], buffer, 64)) {
+      if (::write(up[1], buffer, 64) != 64) ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  ::close(down[0]);
+  ::close(up[1]);
+  char message[64], reply[64];
+  std::memset(message, 'x', sizeof(message));
+  for (auto _ : state) {
+    if (::write(down[1], message, 64) != 64 || !read_all(up[0], reply, 64)) {
+      std::abort();
+    }
+  }
+  ::close(down[1]);
+  Reap(pid);
+  ::close(up[0]);
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_BoostMessageQueue_64B(benchmark::State& state) {
+  namespace bip = boost::interprocess;
+  const std::string name =
+      SharedMemory::UniqueName("bench-boost").substr(1);  // no leading '/'
+  bip::message_queue::remove(name.c_str());
+  {
+    bip::message_queue mq(bip::create_only, name.c_str(), 16384, 64);
+    Throughput(
+        state, 64, 100000,
+        [&](absl::string_view m) { mq.send(m.data(), m.size(), 0); },
+        [&](std::string* m) {
+          char buffer[64];
+          size_t received = 0;
+          unsigned int priority = 0;
+          mq.receive(buffer, sizeof(buffer), received, priority);
+          m->assign(buffer, received);
+        });
+  }
+  bip::message_queue::remove(name.c_str());
+}
+
+BENCHMARK(BM_RawRing_64B)->UseRealTime();
+BENCHMARK(BM_NaiveRing_64B)->UseRealTime();
+BENCHMARK(BM_Pipe_64B)->UseRealTime();
+BENCHMARK(BM_Queue_64B)->UseRealTime();
+BENCHMARK(BM_BoostMessageQueue_64B)->UseRealTime();
+BENCHMARK(BM_Queue_4K)->UseRealTime();
+BENCHMARK(BM_Queue_1M)->UseRealTime();
+BENCHMARK(BM_Memcpy_1M)->UseRealTime();
+BENCHMARK(BM_Queue_2x2_64B)->UseRealTime();
+BENCHMARK(BM_Pipe_RoundTrip_64B)->UseRealTime();
+BENCHMARK(BM_KernelPipe_RoundTrip_64B)->UseRealTime();
+
+// Console output plus a summary of the ratios the README tracks.
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
+      std::string name = run.benchmark_name();
+      name = name.substr(0, name.find('/'));
+      auto items = run.counters.find("items_per_second");
+      auto bytes = run.counters.find("bytes_per_second");
+      if (items != run.counters.end()) items_[name] = items->second.value;
+      if (bytes != run.counters.end()) bytes_[name] = bytes->second.value;
+    }
+  }
+
+  void PrintSummary() {
+    std::printf("\nSummary (ratio, target):\n");
+    Ratio("Queue_64B / RawRing_64B (floor)", items_, "BM_Queue_64B",
+          "BM_RawRing_64B", ">= 0.25");
+    Ratio("Queue_64B / BoostMessageQueue_64B", items_, "BM_Queue_64B",
+          "BM_BoostMessageQueue_64B", ">= 2");
+    Ratio("Pipe_64B / RawRing_64B (floor)", items_, "BM_Pipe_64B",
+          "BM_RawRing_64B", ">= 0.5");
+    Ratio("Queue_1M bytes/s / memcpy 1 MiB bytes/s", bytes_, "BM_Queue_1M",
+          "BM_Memcpy_1M", ">= 0.5");
+    Ratio("Pipe round trips/s / kernel pipe round trips/s", items_,
+          "BM_Pipe_RoundTrip_64B", "BM_KernelPipe_RoundTrip_64B", ">= 10");
+    Ratio("RawRing_64B / NaiveRing_64B", items_, "BM_RawRing_64B",
+          "BM_NaiveRing_64B", "(cached indices)");
+    std::printf("Python multiprocessing: run tools/bench/ipc_multiprocessing.py\n");
+  }
+
+ private:
+  static void Ratio(const char* what, const std::map<std::string, double>& m,
+                    const std::string& a, const std::string& b,
+                    const char* target) {
+    auto ia = m.find(a), ib = m.find(b);
+    if (ia == m.end() || ib == m.end() || ib->second == 0) return;
+    std::printf("  %-48s %8.2f  (%s)\n", what, ia->second / ib->second, target);
+  }
+
+  std::map<std::string, double> items_, bytes_;
+};
+
+}  // namespace
+}  // namespace taskfork::ipc
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  taskfork::ipc::SummaryReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.PrintSummary();
+  benchmark::Shutdown();
+  return 0;
+}
