@@ -198,6 +198,11 @@ class Process {
   bool is_alive() const;
   // Whether the child has been reaped (Join() succeeded, Terminate, Kill).
   bool reaped() const { return exit_status_.has_value(); }
+  // How the child ended once reaped (also after a setup error), else nullptr.
+  // Valid until this Process is moved or destroyed.
+  const ExitStatus* exit_status() const {
+    return exit_status_.has_value() ? &*exit_status_ : nullptr;
+  }
   pid_t pid() const { return pid_; }
   // A pidfd for the child: readable (POLLIN) once the child has exited, so a
   // runner can poll() many processes at once, then call Join(ZeroDuration()).
