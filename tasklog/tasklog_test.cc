@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -743,8 +744,9 @@ std::string CrashChildLog(const std::string& path, int expected_signal,
 }
 
 void Segfault() {
-  volatile int* null = nullptr;
-  *null = 1;
+  // Not a null pointer: UBSan would report that before the fault happens.
+  volatile char* unmapped = reinterpret_cast<volatile char*>(uintptr_t{16});
+  *unmapped = 1;
 }
 void Abort() { std::abort(); }
 void CheckFailure() {
@@ -756,7 +758,7 @@ TEST_F(TaskLogTest, SegfaultLeavesAStackTraceInTheLog) {
   const std::string text =
       CrashChildLog(dir_ + "/TaskLog.segv", SIGSEGV, &Segfault);
   EXPECT_THAT(text, HasSubstr("] about to crash\n"));
-  EXPECT_THAT(text, HasSubstr("*** SIGSEGV (@0x0) received by PID"));
+  EXPECT_THAT(text, HasSubstr("*** SIGSEGV (@0x10) received by PID"));
   EXPECT_THAT(text, HasSubstr("    @ "));
 }
 
