@@ -275,6 +275,12 @@ struct ChildPlan {
   try {
     std::string result;
     code = main(&result);
+    if (sends_result && result.size() > (64 << 10)) {
+      // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
+      // then: many enlarged pipes would count against the user's pipe quota
+      // (pipe-user-pages-soft). EPERM over the limit keeps the default.
+      ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
+    }
     if (sends_result && !WriteFrame(channel, kResultFrame, result)) {
       code = kChildSetupFailedExitCode;  // the parent went away
     }
@@ -402,11 +408,6 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   TASKFORK_ASSIGN_OR_RETURN(OwnedFd::PipeEnds channel, OwnedFd::Pipe());
   if (::fcntl(channel.read.get(), F_SETFL, O_NONBLOCK) != 0) {
     return ErrnoError(errno, "fcntl O_NONBLOCK on a result pipe");
-  }
-  if (sends_result) {
-    // Larger results move in fewer wake-ups; the default (64 KiB) is kept
-    // when the system limit is lower (EPERM).
-    ::fcntl(channel.write.get(), F_SETPIPE_SZ, 1 << 20);
   }
 
   ChildPlan plan;
