@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <functional>
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -340,6 +344,19 @@ TEST(Queue, OpenedHandleSharesState) {
   EXPECT_THAT(opened->Get(), IsOkAndHolds("x"));
   opened->Close();
   EXPECT_TRUE(queue->closed());
+}
+
+TEST(Queue, TypedValuesThroughSerialize) {
+  auto queue = Queue::Create(Capacity(4096));
+  ASSERT_THAT(queue, IsOk());
+  const std::vector<std::pair<std::string, int64_t>> value = {{"a", 1}, {"b", -2}};
+  ASSERT_THAT(queue->PutValue(value), IsOk());
+  EXPECT_THAT((queue->GetValue<std::vector<std::pair<std::string, int64_t>>>()),
+              IsOkAndHolds(value));
+  ASSERT_THAT(queue->PutValue(std::string("text")), IsOk());
+  EXPECT_THAT(queue->GetValue<int>(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(queue->GetValue<int>(absl::Milliseconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
 }
 
 TEST(Queue, FullShmIsResourceExhaustedAtCreate) {

@@ -69,8 +69,10 @@ struct Event {
   // Call after publishing the state change the waiters wait for (with a
   // release store or under a lock). Wakes every sleeper.
   void Notify() {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (waiters.load(std::memory_order_relaxed) != 0) NotifyAlways();
+    // A seq_cst read-modify-write rather than a fence + load: it orders the
+    // caller's publishing store before the read of `waiters` (Dekker with
+    // the sleeper's fetch_add in WaitFor), and TSan understands it.
+    if (waiters.fetch_add(0, std::memory_order_seq_cst) != 0) NotifyAlways();
   }
   void NotifyAlways() {
     seq.fetch_add(1, std::memory_order_seq_cst);
