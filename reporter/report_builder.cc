@@ -182,6 +182,11 @@ absl::Status ReportBuilder::StopTask(absl::string_view task_id, int64_t pid,
 
 absl::Status ReportBuilder::StartSection(absl::string_view task_id, int64_t pid,
                                          const SectionStart& event) {
+  return StartSection(task_id, pid, SectionStart(event));
+}
+
+absl::Status ReportBuilder::StartSection(absl::string_view task_id, int64_t pid,
+                                         SectionStart&& event) {
   if (task_id.empty()) return absl::InvalidArgumentError("empty task id");
   if (event.id() == 0) {
     return absl::InvalidArgumentError(
@@ -196,31 +201,31 @@ absl::Status ReportBuilder::StartSection(absl::string_view task_id, int64_t pid,
           absl::StrCat("task ", task_id, ": section ", event.id(),
                        " names unknown parent section ", event.parent_id()));
     }
-    parent = &it->second;
+    parent = it->second;
     if (parent->stopped) {
       return absl::FailedPreconditionError(
           absl::StrCat("task ", task_id, ": section ", event.id(),
                        " starts under stopped section ", event.parent_id()));
     }
   }
-  auto [it, inserted] = task.sections.try_emplace(event.id());
+  auto [it, inserted] = task.sections.try_emplace(event.id(), nullptr);
   if (!inserted) {
     return absl::AlreadyExistsError(absl::StrCat(
         "task ", task_id, ": section id ", event.id(), " used twice"));
   }
-  // try_emplace may rehash: look the parent up again.
-  if (parent != nullptr) parent = &task.sections.find(event.parent_id())->second;
-  SectionNode& node = it->second;
-  node.start = event;
-  node.pid = pid;
+  SectionNode& node = task.nodes.emplace_back();
+  it->second = &node;
+  const uint64_t id = event.id();
   const absl::Time time = EventTime(event.time());
+  node.start = std::move(event);
+  node.pid = pid;
   *node.start.mutable_time() = ToProtoTime(time);
   if (parent != nullptr) {
-    parent->children.push_back(event.id());
+    parent->children.push_back(id);
   } else {
-    task.top_level.push_back(event.id());
+    task.top_level.push_back(id);
   }
-  task.open[pid].push_back(event.id());
+  task.open[pid].push_back(id);
   Touch(task, pid, time);
   return absl::OkStatus();
 }
@@ -239,7 +244,7 @@ absl::Status ReportBuilder::StopSection(absl::string_view task_id, int64_t pid,
     return absl::InvalidArgumentError(absl::StrCat(
         "task ", task_id, " stops unknown section ", event.id()));
   }
-  SectionNode& node = it->second;
+  SectionNode& node = *it->second;
   if (node.stopped) {
     return absl::FailedPreconditionError(absl::StrCat(
         "task ", task_id, " stops section ", event.id(), " twice"));
@@ -282,7 +287,7 @@ int ReportBuilder::CloseOpenSections(absl::string_view task_id, int64_t pid,
   std::vector<uint64_t> ids = std::move(open_it->second);
   task.open.erase(open_it);
   for (auto id = ids.rbegin(); id != ids.rend(); ++id) {
-    SectionNode& node = task.sections.find(*id)->second;
+    SectionNode& node = *task.sections.find(*id)->second;
     node.stopped = true;
     node.stop.set_id(*id);
     *node.stop.mutable_result() = result;
@@ -334,7 +339,7 @@ void ReportBuilder::BuildSection(const TaskNode& task, const SectionNode& node,
   }
   Summary* summary = out->mutable_summary();
   for (uint64_t child_id : node.children) {
-    const SectionNode& child = task.sections.find(child_id)->second;
+    const SectionNode& child = *task.sections.find(child_id)->second;
     Section* child_out = out->add_sections();
     BuildSection(task, child, task_id, now, child_out);
     CountResult(child_out->result(), summary);
@@ -389,7 +394,7 @@ JobReport ReportBuilder::Build(absl::Time now) const {
     Summary* summary = out->mutable_summary();
     for (uint64_t id : task.top_level) {
       Section* section = out->add_sections();
-      BuildSection(task, task.sections.find(id)->second, task.info.id(), now,
+      BuildSection(task, *task.sections.find(id)->second, task.info.id(), now,
                    section);
       CountResult(section->result(), summary);
       if (section->result().value() > result.value()) {

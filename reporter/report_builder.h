@@ -27,6 +27,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +85,9 @@ class ReportBuilder {
                         const TaskStop& event);
   absl::Status StartSection(absl::string_view task_id, int64_t pid,
                             const SectionStart& event);
+  // The same, taking the event's contents (the server's path: no copy).
+  absl::Status StartSection(absl::string_view task_id, int64_t pid,
+                            SectionStart&& event);
   absl::Status StopSection(absl::string_view task_id, int64_t pid,
                            const SectionStop& event);
 
@@ -122,7 +126,8 @@ class ReportBuilder {
     absl::Time first_time = absl::InfiniteFuture();
     absl::Time last_time = absl::InfinitePast();
     std::vector<uint64_t> top_level;
-    absl::flat_hash_map<uint64_t, SectionNode> sections;
+    std::deque<SectionNode> nodes;  // stable addresses
+    absl::flat_hash_map<uint64_t, SectionNode*> sections;
     // Open section ids per pid, in start order.
     absl::flat_hash_map<int64_t, std::vector<uint64_t>> open;
     std::vector<int64_t> pids;

@@ -260,7 +260,7 @@ class ServerLoop {
     }
   }
 
-  absl::Status Apply(Conn* conn, const ClientMessage& m) {
+  absl::Status Apply(Conn* conn, ClientMessage& m) {
     if (conn->kind == Conn::kNew) {
       if (m.kind_case() != ClientMessage::kHello) {
         return absl::InvalidArgumentError(
@@ -306,10 +306,14 @@ class ServerLoop {
         if (HasSubscribers()) *NewEvent(*conn)->mutable_task_stop() = m.task_stop();
         break;
       case ClientMessage::kSectionStart:
-        TASKFORK_RETURN_IF_ERROR(
-            builder_.StartSection(conn->task_id, conn->pid, m.section_start()));
         if (HasSubscribers()) {
           *NewEvent(*conn)->mutable_section_start() = m.section_start();
+        }
+        if (absl::Status s = builder_.StartSection(
+                conn->task_id, conn->pid, std::move(*m.mutable_section_start()));
+            !s.ok()) {
+          has_pending_event_ = false;
+          return s;
         }
         break;
       case ClientMessage::kSectionStop:
