@@ -70,9 +70,37 @@ void FinishTypeInfo(Describer& describer, TypeInfo* info) {
   w.Fixed(info->fingerprint);
   w.Varint(info->display.size());
   w.Bytes(info->display.data(), info->display.size());
+  w.Finish();
 }
 
 // --- Writer ----------------------------------------------------------------
+
+namespace {
+// Runs at least this long are appended straight from the source.
+constexpr size_t kDirectAppendBytes = 4096;
+constexpr size_t kMinSlack = 256;
+}  // namespace
+
+void Writer::Grow(size_t n) {
+  const size_t used = static_cast<size_t>(cur_ - out_->data());
+  size_t slack = used > kMinSlack ? used : kMinSlack;
+  if (slack < n) slack = n;
+  out_->resize(used + slack);
+  cur_ = out_->data() + used;
+  end_ = out_->data() + out_->size();
+}
+
+void Writer::BytesSlow(const void* data, size_t n) {
+  if (n >= kDirectAppendBytes) {
+    Finish();
+    out_->append(static_cast<const char*>(data), n);
+    cur_ = end_ = out_->data() + out_->size();
+    return;
+  }
+  Grow(n);
+  std::memcpy(cur_, data, n);
+  cur_ += n;
+}
 
 void Writer::TooDeep() {
   EncodeFatal(absl::StrCat(

@@ -241,40 +241,55 @@ struct TypeInfo {
 void FinishTypeInfo(Describer& describer, TypeInfo* info);
 
 // ---------------------------------------------------------------------------
-// Writer: appends to a std::string.
+// Writer: appends to a std::string through a raw cursor. The string is grown
+// ahead (zero-filled slack) and cut back to the bytes written by Finish();
+// large byte runs are appended directly, with no slack and a single copy.
 class Writer {
  public:
-  explicit Writer(std::string* out) : out_(out) {}
+  explicit Writer(std::string* out)
+      : out_(out), cur_(out->data() + out->size()), end_(cur_) {}
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
+  ~Writer() { Finish(); }
+
+  // Cuts the string back to the bytes written. Idempotent.
+  void Finish() { out_->resize(static_cast<size_t>(cur_ - out_->data())); end_ = cur_; }
 
   void Bytes(const void* data, size_t n) {
-    out_->append(static_cast<const char*>(data), n);
+    if (ABSL_PREDICT_TRUE(n <= static_cast<size_t>(end_ - cur_))) {
+      if (n != 0) std::memcpy(cur_, data, n);
+      cur_ += n;
+      return;
+    }
+    BytesSlow(data, n);
   }
-  void Byte(uint8_t b) { out_->push_back(static_cast<char>(b)); }
+  void Byte(uint8_t b) {
+    Reserve(1);
+    *cur_++ = static_cast<char>(b);
+  }
   void Varint(uint64_t v) {
-    char buf[10];
-    size_t n = 0;
+    Reserve(10);
     while (v >= 0x80) {
-      buf[n++] = static_cast<char>(v | 0x80);
+      *cur_++ = static_cast<char>(v | 0x80);
       v >>= 7;
     }
-    buf[n++] = static_cast<char>(v);
-    out_->append(buf, n);
+    *cur_++ = static_cast<char>(v);
   }
   // Appends the little-endian bytes of an arithmetic value.
   template <typename T>
   void Fixed(T v) {
-    char buf[sizeof(T)];
-    std::memcpy(buf, &v, sizeof(T));
-    if constexpr (!kLittleEndian) Reverse(buf, sizeof(T));
-    out_->append(buf, sizeof(T));
+    Reserve(sizeof(T));
+    std::memcpy(cur_, &v, sizeof(T));
+    if constexpr (!kLittleEndian) Reverse(cur_, sizeof(T));
+    cur_ += sizeof(T);
   }
-  // Grows the output by `n` bytes and returns a pointer to them.
+  // Returns a pointer to the next `n` bytes of output, which the caller
+  // must fill.
   char* Extend(size_t n) {
-    const size_t old = out_->size();
-    out_->resize(old + n);
-    return &(*out_)[old];
+    Reserve(n);
+    char* p = cur_;
+    cur_ += n;
+    return p;
   }
   void Enter() {
     if (ABSL_PREDICT_FALSE(++depth_ > kMaxDepth)) TooDeep();
@@ -290,9 +305,16 @@ class Writer {
   }
 
  private:
+  void Reserve(size_t n) {
+    if (ABSL_PREDICT_FALSE(static_cast<size_t>(end_ - cur_) < n)) Grow(n);
+  }
+  void Grow(size_t n);
+  void BytesSlow(const void* data, size_t n);
   [[noreturn]] void TooDeep();
 
   std::string* out_;
+  char* cur_;  // next byte to write, in out_'s buffer
+  char* end_;  // end of out_'s current size (cur_..end_ is slack)
   int depth_ = 0;
   std::unique_ptr<std::map<std::pair<const void*, const void*>, int64_t>>
       memo_;
@@ -624,7 +646,12 @@ struct Codec<std::basic_string<C, Tr, A>> {
     uint64_t n;
     if (!r.Count(&n, sizeof(C), "string length")) return false;
     if constexpr (sizeof(C) == 1) {
-      s.assign(reinterpret_cast<const C*>(r.pos()), n);
+      const C* p = reinterpret_cast<const C*>(r.pos());
+      if (s.empty()) {
+        s = S(p, n);  // cheaper than assign()'s general path
+      } else {
+        s.assign(p, n);
+      }
       r.Skip(n);
     } else {
       s.resize(n);
@@ -890,10 +917,22 @@ struct MapCodec {
     ReserveIfHashed(m, n);
     for (uint64_t i = 0; i < n; ++i) {
       const size_t at = r.offset();
-      K k = MakeDefault<K>();
-      if (!DecodeValue(r, k)) return false;
+      typename M::iterator it;
       const size_t before = m.size();
-      auto it = m.emplace_hint(m.end(), std::move(k), MakeDefault<V>());
+      if constexpr (std::is_same_v<K, std::string> &&
+                    std::is_default_constructible_v<V>) {
+        // Builds the key in its node: no temporary string.
+        uint64_t size;
+        if (!r.Count(&size, 1, "string length")) return false;
+        it = m.emplace_hint(m.end(), std::piecewise_construct,
+                            std::forward_as_tuple(r.pos(), size),
+                            std::forward_as_tuple());
+        r.Skip(size);
+      } else {
+        K k = MakeDefault<K>();
+        if (!DecodeValue(r, k)) return false;
+        it = m.emplace_hint(m.end(), std::move(k), MakeDefault<V>());
+      }
       if (kIsUniqueKeys<M> && m.size() == before) {
         return r.Fail(at, "duplicate map key");
       }
@@ -1493,9 +1532,10 @@ void EncodeTo(const T& value, std::string* out) {
   static_assert(kIsSerializable<T>, TASKFORK_SERIALIZE_NOT_SERIALIZABLE_);
   using U = std::remove_cv_t<T>;
   const serialize_internal::TypeInfo& info = serialize_internal::GetTypeInfo<U>();
-  out->append(info.header);
   serialize_internal::Writer writer(out);
+  writer.Bytes(info.header.data(), info.header.size());
   serialize_internal::EncodeValue(value, writer);
+  writer.Finish();
 }
 
 // Returns the encoding of `value`; see EncodeTo.
@@ -1525,11 +1565,20 @@ absl::StatusOr<T> Decode(absl::string_view bytes) {
   if (!reader.Header()) {
     return serialize_internal::ErrorOr<T>(std::move(reader).status());
   }
-  T value = serialize_internal::MakeDefault<T>();
-  if (!serialize_internal::DecodeValue(reader, value) || !reader.Finish()) {
-    return serialize_internal::ErrorOr<T>(std::move(reader).status());
+  if constexpr (std::is_default_constructible_v<T>) {
+    // Decodes in place: no move of the finished value.
+    absl::StatusOr<T> result(absl::in_place);
+    if (!serialize_internal::DecodeValue(reader, *result) || !reader.Finish()) {
+      return serialize_internal::ErrorOr<T>(std::move(reader).status());
+    }
+    return result;
+  } else {
+    T value = serialize_internal::MakeDefault<T>();
+    if (!serialize_internal::DecodeValue(reader, value) || !reader.Finish()) {
+      return serialize_internal::ErrorOr<T>(std::move(reader).status());
+    }
+    return absl::StatusOr<T>(absl::in_place, std::move(value));
   }
-  return absl::StatusOr<T>(absl::in_place, std::move(value));
 }
 
 // The printable structural type name written in headers, e.g.
