@@ -194,6 +194,32 @@ void BM_Queue_1M(benchmark::State& state) {
   QueueThroughput(state, 1 << 20, 64, 8 << 20);
 }
 
+// One process, no contention: the fixed cost of a Put plus a Get.
+void BM_Queue_PutGet_OneProcess_64B(benchmark::State& state) {
+  auto queue = Queue::Create(QueueOptions());
+  if (!queue.ok()) return state.SkipWithError(queue.status().ToString().c_str());
+  const std::string message(64, 'x');
+  std::string out;
+  for (auto _ : state) {
+    if (!queue->Put(message).ok() || !queue->GetInto(&out).ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// One process: the fixed cost of a Send plus a Recv (no locks).
+void BM_Pipe_SendRecv_OneProcess_64B(benchmark::State& state) {
+  auto ends = Pipe::Create(PipeOptions());
+  if (!ends.ok()) return state.SkipWithError(ends.status().ToString().c_str());
+  const std::string message(64, 'x');
+  std::string out;
+  for (auto _ : state) {
+    if (!ends->first.Send(message).ok() || !ends->second.RecvInto(&out).ok()) {
+      std::abort();
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_Pipe_64B(benchmark::State& state) {
   PipeOptions options;
   options.capacity_bytes = 1 << 20;
@@ -364,6 +390,8 @@ BENCHMARK(BM_NaiveRing_64B)->UseRealTime();
 BENCHMARK(BM_Pipe_64B)->UseRealTime();
 BENCHMARK(BM_Queue_64B)->UseRealTime();
 BENCHMARK(BM_BoostMessageQueue_64B)->UseRealTime();
+BENCHMARK(BM_Queue_PutGet_OneProcess_64B);
+BENCHMARK(BM_Pipe_SendRecv_OneProcess_64B);
 BENCHMARK(BM_Queue_4K)->UseRealTime();
 BENCHMARK(BM_Queue_1M)->UseRealTime();
 BENCHMARK(BM_Memcpy_1M)->UseRealTime();

@@ -51,17 +51,6 @@ timespec Deadline::CappedAt(absl::Duration cap) const {
   return ToTimespec(target);
 }
 
-int Deadline::PollMillis(absl::Duration cap) const {
-  int64_t left_ns = never() ? INT64_MAX : ns_ - MonotonicNanos();
-  if (cap != absl::InfiniteDuration()) {
-    left_ns = std::min(left_ns, absl::ToInt64Nanoseconds(cap));
-  }
-  if (left_ns == INT64_MAX) return -1;
-  if (left_ns <= 0) return 0;
-  const int64_t ms = (left_ns + 999999) / 1000000;
-  return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
-}
-
 void FutexWakeAll(std::atomic<uint32_t>* word) {
   ::syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT_MAX,
             nullptr, nullptr, 0);

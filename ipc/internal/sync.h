@@ -32,8 +32,6 @@ class Deadline {
   // The earlier of the deadline and now + `cap`, as a CLOCK_MONOTONIC
   // timespec for futex/pthread waits.
   timespec CappedAt(absl::Duration cap) const;
-  // Milliseconds left, rounded up, for poll(2): -1 if never, at most `cap`.
-  int PollMillis(absl::Duration cap = absl::InfiniteDuration()) const;
 
  private:
   explicit Deadline(int64_t ns) : ns_(ns) {}
