@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errno.h"
 #include "fork/at_fork.h"
+#include "fork/pcall.h"
 #include "glog/logging.h"
 #include "tasklog/internal/glog_lock.h"
 #include "tasklog/internal/line_format.h"
@@ -179,7 +180,10 @@ class TaskLogState final : public google::LogSink {
   absl::StatusOr<int64_t> size() const;
   absl::Status status() const;
   int64_t dropped_lines() const;
-  absl::Status MergeChildLogs(absl::Span<const pid_t> child_pids);
+  // `automatic`: called by the Pcall join hook; merges only when the options
+  // of the installed log ask for it.
+  absl::Status MergeChildLogs(absl::Span<const pid_t> child_pids,
+                              bool automatic);
   bool glog_lock_found() {
     EnsureRegistered();
     return glog_lock_.found();
@@ -201,6 +205,10 @@ class TaskLogState final : public google::LogSink {
   // install_mu_: fork holds the at-fork registry's lock while it runs
   // Prepare(), which takes install_mu_.
   void EnsureRegistered();
+  // Registers the Pcall join hook, once; only when a log that merges is
+  // installed (registering creates //fork's join-hook registry and its
+  // at-fork handlers in this process).
+  void EnsurePcallHook();
 
   void Prepare();
   void Parent();
@@ -247,6 +255,7 @@ class TaskLogState final : public google::LogSink {
   std::mutex registration_mu_;
   bool registered_ ABSL_GUARDED_BY(registration_mu_) = false;
   AtForkRegistration at_fork_ ABSL_GUARDED_BY(registration_mu_);
+  PcallJoinHookRegistration pcall_hook_ ABSL_GUARDED_BY(registration_mu_);
   // Written once under registration_mu_ before the at-fork handlers exist.
   GlogLock glog_lock_;
   // Used by the forking thread only, between Prepare() and Parent()/Child().
@@ -299,6 +308,15 @@ void TaskLogState::EnsureRegistered() {
   handlers.child = [this] { Child(); };
   at_fork_ = RegisterAtFork(kTaskLogAtForkPriority, std::move(handlers));
   registered_ = true;
+}
+
+void TaskLogState::EnsurePcallHook() {
+  std::lock_guard<std::mutex> lock(registration_mu_);
+  if (pcall_hook_.registered()) return;
+  pcall_hook_ = RegisterPcallJoinHook([this](absl::Span<const pid_t> pids) {
+    // Errors are kept in status(); the hook has no caller to return them to.
+    (void)MergeChildLogs(pids, /*automatic=*/true);
+  });
 }
 
 void TaskLogState::Prepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -521,6 +539,7 @@ absl::StatusOr<TaskLog*> TaskLogState::Install(std::string path,
                      " (children append \":pid-<pid>\"): ", path));
   }
   EnsureRegistered();
+  if (options.fork_aware && options.merge_pcall_children) EnsurePcallHook();
   std::lock_guard<std::mutex> lock(install_mu_);
   return InstallLocked(std::move(path), options);
 }
@@ -689,9 +708,14 @@ void TaskLogState::send(google::LogSeverity severity, const char*,
   }
 }
 
-absl::Status TaskLogState::MergeChildLogs(absl::Span<const pid_t> child_pids) {
+absl::Status TaskLogState::MergeChildLogs(absl::Span<const pid_t> child_pids,
+                                          bool automatic) {
   std::vector<char> buffer(64 * 1024);
   RawMutexLock l(&mu_);
+  if (automatic &&
+      !(installed_ && options_.fork_aware && options_.merge_pcall_children)) {
+    return absl::OkStatus();
+  }
   if (!installed_) {
     return absl::FailedPreconditionError(
         "TaskLog::MergeChildLogs: not installed");
@@ -770,7 +794,7 @@ int64_t TaskLog::dropped_lines() const {
 }
 
 absl::Status TaskLog::MergeChildLogs(absl::Span<const pid_t> child_pids) {
-  return TaskLogState::Get().MergeChildLogs(child_pids);
+  return TaskLogState::Get().MergeChildLogs(child_pids, /*automatic=*/false);
 }
 
 absl::StatusOr<TaskLog*> JobLog::Install(std::string path,
