@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "fork/process.h"
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -214,6 +215,19 @@ TEST(Queue, ForkedChildrenShareTheQueue) {
     ASSERT_THAT(queue->Get(absl::Seconds(30)), IsOkAndHolds(Message(i)));
   }
   EXPECT_EQ(WaitExit(child), 0);
+}
+
+TEST(Queue, SharedWithAChildOfForkProcess) {
+  auto queue = Queue::Create(Capacity(4096));
+  ASSERT_THAT(queue, IsOk());
+  auto child = Process::Start(ProcessOptions(), [&] {
+    return queue->Put("from a Process").ok() ? 0 : 1;
+  });
+  ASSERT_THAT(child, IsOk());
+  EXPECT_THAT(queue->Get(absl::Seconds(30)), IsOkAndHolds("from a Process"));
+  auto status = child->Join(absl::Seconds(30));
+  ASSERT_THAT(status, IsOk());
+  EXPECT_TRUE(status->success()) << status->ToString();
 }
 
 TEST(Queue, ManyProducersAndConsumersAcrossProcesses) {
