@@ -121,6 +121,7 @@ int64_t Writer::Memo(const void* ptr, const void* tag) {
 // --- Reader ----------------------------------------------------------------
 
 bool Reader::Fail(size_t offset, absl::string_view what, absl::StatusCode code) {
+  failed_ = true;
   if (status_.ok()) {
     status_ = absl::Status(
         code, absl::StrCat("serialize::Decode<", info_->display, ">: ", what,
@@ -131,8 +132,15 @@ bool Reader::Fail(size_t offset, absl::string_view what, absl::StatusCode code) 
 }
 
 bool Reader::FailWith(absl::Status status) {
+  failed_ = true;
   if (status_.ok()) status_ = std::move(status);
   return false;
+}
+
+void Reader::ClearMemo() {
+  for (MemoEntry& entry : memo_) {
+    if (entry.clear != nullptr) entry.clear(entry.object.get());
+  }
 }
 
 bool Reader::Truncated(size_t need, absl::string_view what) {

@@ -331,6 +331,9 @@ class Reader {
         info_(info) {}
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
+  ~Reader() {
+    if (ABSL_PREDICT_FALSE(failed_)) ClearMemo();
+  }
 
   size_t remaining() const { return static_cast<size_t>(end_ - pos_); }
   size_t offset() const { return static_cast<size_t>(pos_ - begin_); }
@@ -399,10 +402,14 @@ class Reader {
   }
   void Leave() { --depth_; }
 
-  // Shared-object memo (ids in order of first appearance).
+  // Shared-object memo (ids in order of first appearance). `clear` resets
+  // the object to a default value; on a failed decode it runs for every
+  // memo object, so reference cycles built before the failure are broken and
+  // nothing leaks.
   struct MemoEntry {
     std::shared_ptr<void> object;
     const void* tag;
+    void (*clear)(void*);
   };
   std::vector<MemoEntry>& memo() { return memo_; }
 
@@ -418,7 +425,9 @@ class Reader {
   bool TooLong(size_t at, uint64_t count, size_t min_element_bytes,
                absl::string_view what);
   bool TooDeep();
+  void ClearMemo();
 
+  bool failed_ = false;
   const char* begin_;
   const char* pos_;
   const char* end_;
@@ -1256,7 +1265,11 @@ struct SharedCodec {
       v.reset(Access::New<V>());
     }
     // Registered before its contents decode, so cycles resolve to it.
-    memo.push_back({v, TagOf<V>()});
+    void (*clear)(void*) = nullptr;
+    if constexpr (std::is_move_assignable_v<V>) {
+      clear = [](void* p) { *static_cast<V*>(p) = MakeDefault<V>(); };
+    }
+    memo.push_back({v, TagOf<V>(), clear});
     if (!DecodeValue(r, *v)) return false;
     out = std::move(v);
     r.Leave();

@@ -264,6 +264,37 @@ TEST(HostileBody, SharedPtrBackReferenceOfOtherType) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("different type")));
 }
 
+struct Ring {
+  std::string name;
+  std::shared_ptr<Ring> next;
+  std::weak_ptr<Ring> prev;
+  TASKFORK_SERIALIZE(name, next, prev);
+};
+
+TEST(HostileBody, FailedDecodeOfACycleLeaksNothing) {
+  // Run under --config=asan, LeakSanitizer checks that the cycle built
+  // before each failure is broken.
+  auto a = std::make_shared<Ring>();
+  a->name = "a";
+  a->next = std::make_shared<Ring>();
+  a->next->next = a;
+  a->prev = a->next;
+  const std::string bytes = Encode(a);
+  a->next->next = nullptr;
+  EXPECT_THAT(Decode<std::shared_ptr<Ring>>(bytes.substr(0, bytes.size() - 1)),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(Decode<std::shared_ptr<Ring>>(bytes + "x"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("trailing")));
+  std::weak_ptr<Ring> probe;
+  {
+    absl::StatusOr<std::shared_ptr<Ring>> ok = Decode<std::shared_ptr<Ring>>(bytes);
+    ASSERT_TRUE(ok.ok());
+    probe = *ok;
+    (*ok)->next->next = nullptr;
+  }
+  EXPECT_TRUE(probe.expired());
+}
+
 struct Nest {
   std::unique_ptr<Nest> next;
   TASKFORK_SERIALIZE(next);
