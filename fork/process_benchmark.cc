@@ -1,0 +1,179 @@
+// Benchmarks for //fork against the physical floor, in one binary: raw
+// fork + _exit + waitpid, and 100 raw forks reaped together. Ratios are
+// printed after the table; tools/bench/fork_multiprocessing.py times Python's
+// multiprocessing (fork context) on the same machine.
+//
+//   tools/bazel run -c opt //fork:process_benchmark
+//
+// Every benchmark measures wall-clock time (UseRealTime): the work happens in
+// the children, so the parent's CPU time would say little.
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "fork/pcall.h"
+#include "fork/process.h"
+#include "fork/process_with_result.h"
+#include "serialize/serialize.h"
+
+namespace taskfork {
+namespace {
+
+// The //serialize benchmark record (serialize/serialize_benchmark.cc): the
+// pyATS seed's pickle example plus 100 int64 values and 10 map entries.
+struct Record {
+  std::string name;
+  std::string callsign;
+  std::tuple<std::string, std::string, std::string, std::string> also_known_as;
+  std::vector<int64_t> values;
+  std::map<std::string, double> scores;
+  TASKFORK_SERIALIZE(name, callsign, also_known_as, values, scores);
+};
+
+Record MakeRecord() {
+  Record r;
+  r.name = "tony stark";
+  r.callsign = "ironman";
+  r.also_known_as = {"genius", "billionaire", "playboy", "philanthropist"};
+  for (int64_t i = 0; i < 100; ++i) r.values.push_back(i * 12345);
+  for (int i = 0; i < 10; ++i) r.scores["key" + std::to_string(i)] = i * 0.5;
+  return r;
+}
+
+void BM_RawFork_ExitWait(benchmark::State& state) {
+  for (auto _ : state) {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    if (pid < 0) {
+      state.SkipWithError("fork failed");
+      break;
+    }
+    int status;
+    ::waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_RawFork_ExitWait)->UseRealTime();
+
+void BM_Process_StartJoin(benchmark::State& state) {
+  for (auto _ : state) {
+    absl::StatusOr<Process> p = Process::Start({}, [] { return 0; });
+    if (!p.ok()) {
+      state.SkipWithError(p.status().ToString().c_str());
+      break;
+    }
+    absl::StatusOr<ExitStatus> status = p->Join();
+    if (!status.ok() || !status->success()) {
+      state.SkipWithError("join failed");
+      break;
+    }
+  }
+}
+BENCHMARK(BM_Process_StartJoin)->UseRealTime();
+
+void BM_Process_StartJoin_Result(benchmark::State& state) {
+  const Record record = MakeRecord();
+  for (auto _ : state) {
+    auto p = ProcessWithResult<Record>::Start({}, [&record] { return record; });
+    if (!p.ok()) {
+      state.SkipWithError(p.status().ToString().c_str());
+      break;
+    }
+    absl::StatusOr<Record> result = p->Join();
+    if (!result.ok() || result->values.size() != 100) {
+      state.SkipWithError("join failed");
+      break;
+    }
+    benchmark::DoNotOptimize(*result);
+  }
+}
+BENCHMARK(BM_Process_StartJoin_Result)->UseRealTime();
+
+constexpr int kCalls = 100;
+
+void BM_RawFork_100(benchmark::State& state) {
+  std::vector<pid_t> pids(kCalls);
+  for (auto _ : state) {
+    for (int i = 0; i < kCalls; ++i) {
+      pids[i] = ::fork();
+      if (pids[i] == 0) ::_exit(0);
+    }
+    for (pid_t pid : pids) {
+      int status;
+      if (pid > 0) ::waitpid(pid, &status, 0);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kCalls);
+}
+BENCHMARK(BM_RawFork_100)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_Pcall_100(benchmark::State& state) {
+  std::vector<int> args(kCalls);
+  for (int i = 0; i < kCalls; ++i) args[i] = i;
+  for (auto _ : state) {
+    absl::StatusOr<std::vector<int>> results =
+        Pcall([](int i) { return i; }, args);
+    if (!results.ok() || results->size() != kCalls) {
+      state.SkipWithError(results.status().ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(*results);
+  }
+  state.SetItemsProcessed(state.iterations() * kCalls);
+}
+BENCHMARK(BM_Pcall_100)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// Prints the ratios the issue sets targets for, after the usual table.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
+      const double to_ns = run.time_unit == benchmark::kMicrosecond ? 1e3 : 1;
+      real_ns_[run.run_name.function_name] = run.GetAdjustedRealTime() * to_ns;
+    }
+  }
+  void Finalize() override {
+    ConsoleReporter::Finalize();
+    std::printf("\nRatios of real time (the machine may be shared):\n");
+    Ratio("Process start+join / raw fork+_exit+waitpid (target <= 1.3)",
+          "BM_Process_StartJoin", "BM_RawFork_ExitWait");
+    Ratio("Process start+join with the record / raw fork+_exit+waitpid",
+          "BM_Process_StartJoin_Result", "BM_RawFork_ExitWait");
+    Ratio("Pcall of 100 / 100 raw forks (target <= 1.5)", "BM_Pcall_100",
+          "BM_RawFork_100");
+    std::printf(
+        "(Python multiprocessing: python3 tools/bench/fork_multiprocessing.py "
+        "--benchmark_binary=<this binary>)\n");
+  }
+
+ private:
+  void Ratio(const char* what, const char* ours, const char* theirs) {
+    if (real_ns_.count(ours) == 0 || real_ns_.count(theirs) == 0) return;
+    std::printf("  %s\n    %.1f us / %.1f us = %.2f\n", what,
+                real_ns_[ours] / 1e3, real_ns_[theirs] / 1e3,
+                real_ns_[ours] / real_ns_[theirs]);
+  }
+  std::map<std::string, double> real_ns_;
+};
+
+}  // namespace
+}  // namespace taskfork
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  taskfork::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return 0;
+}
