@@ -25,8 +25,11 @@
 //   the program's short name) if it was not: call InitGoogleLogging yourself
 //   before Install(), never after.
 // - capture_stdio: file descriptors 1 and 2 become the log file (O_APPEND),
-//   stdout is made line-buffered; printf, std::cerr, programs the task
-//   starts, glog's CHECK-failure and crash stack traces all land in the log.
+//   stdout is made line-buffered; printf, std::cerr, glog's CHECK-failure
+//   and crash stack traces all land in the log, and so does the output of
+//   programs the task starts with system(), popen() or posix_spawn() (no
+//   at-fork handlers run for those). A program started with fork() + exec
+//   writes to the forked child's own log, like any forked child.
 // - install_failure_handler: glog's InstallFailureSignalHandler() (SIGSEGV,
 //   SIGILL, SIGFPE, SIGABRT, SIGBUS, SIGTERM print a stack trace, then the
 //   signal's default action runs) with a writer that writes to the log.
@@ -49,6 +52,14 @@
 // RemoveLogSink; TaskLog does not in a child), and glog's VLOG
 // site-registration lock (a child can hang at the first use of a VLOG site
 // that another thread was registering at the fork).
+//
+// glibc's time-zone lock: glog converts the time of every message with
+// localtime_r / gmtime_r / mktime, which take a glibc lock that a fork child
+// can inherit held. Linking //tasklog:tasklog therefore defines those
+// functions (and localtime, gmtime, timelocal, timegm, tzset) in the program,
+// interposing on glibc's: each call passes a gate that TaskLog's prepare
+// handler closes around fork() (tasklog/internal/time_gate.h; a few ns per
+// call).
 //
 // Errors while logging (a full disk, EIO, a directory removed before a child
 // could create its file) never stop the process: the first one is kept
@@ -89,8 +100,9 @@ struct TaskLogOptions {
   // It stays installed after Uninstall() (its writer then writes to fd 2).
   bool install_failure_handler = true;
   // After every Pcall of this process, merge the children's logs into this
-  // one (MergeChildLogs in argument order); a failed merge is kept in
-  // status().
+  // one (MergeChildLogs in argument order; only with fork_aware); a failed
+  // merge is kept in status(). The first Install() with this set registers
+  // a //fork Pcall join hook for the rest of the process's life.
   bool merge_pcall_children = true;
   // Truncate an existing file at Install(); false appends to it.
   bool truncate = false;
