@@ -108,17 +108,18 @@ absl::Status Pipe::SendImpl(absl::string_view message, absl::Duration timeout) {
   RingIndices& ix = *send_.indices();
   if (!send_.TryPush(message)) {
     thread_local int spin_budget = ipc_internal::kMinSpin;
+    const Deadline deadline = Deadline::After(timeout);
     const size_t size = message.size();
-    const WaitResult result = ipc_internal::WaitFor(
-        ix.writable, [&] { return send_.Writable(size); },
-        Deadline::After(timeout), &spin_budget, [&] { return !PeerAlive(); });
-    if (result == WaitResult::kAborted) return PeerGone("Send");
-    if (result == WaitResult::kTimedOut) {
-      return absl::DeadlineExceededError(
-          "Pipe::Send: the pipe is still full at the deadline");
-    }
-    const bool pushed = send_.TryPush(message);
-    (void)pushed;  // we are the only sender and there is room
+    do {
+      const WaitResult result = ipc_internal::WaitFor(
+          ix.writable, [&] { return send_.Writable(size); }, deadline,
+          &spin_budget, [&] { return !PeerAlive(); });
+      if (result == WaitResult::kAborted) return PeerGone("Send");
+      if (result == WaitResult::kTimedOut) {
+        return absl::DeadlineExceededError(
+            "Pipe::Send: the pipe is still full at the deadline");
+      }
+    } while (!send_.TryPush(message));
   }
   ix.readable.Notify();
   return absl::OkStatus();
@@ -129,15 +130,19 @@ absl::Status Pipe::RecvImpl(std::string* message, absl::Duration timeout) {
   RingIndices& ix = *recv_.indices();
   if (!recv_.TryPop(message)) {
     thread_local int spin_budget = ipc_internal::kMinSpin;
-    const WaitResult result = ipc_internal::WaitFor(
-        ix.readable, [&] { return recv_.Readable(); }, Deadline::After(timeout),
-        &spin_budget, [&] { return !PeerAlive(); });
-    // A peer may send and then exit: what it sent is still delivered.
-    if (!recv_.TryPop(message)) {
-      if (result == WaitResult::kAborted) return PeerGone("Recv");
-      return absl::DeadlineExceededError(
-          "Pipe::Recv: no message arrived before the deadline");
-    }
+    const Deadline deadline = Deadline::After(timeout);
+    do {
+      const WaitResult result = ipc_internal::WaitFor(
+          ix.readable, [&] { return recv_.Readable(); }, deadline,
+          &spin_budget, [&] { return !PeerAlive(); });
+      if (result != WaitResult::kReady) {
+        // A peer may send and then exit: what it sent is still delivered.
+        if (recv_.TryPop(message)) break;
+        if (result == WaitResult::kAborted) return PeerGone("Recv");
+        return absl::DeadlineExceededError(
+            "Pipe::Recv: no message arrived before the deadline");
+      }
+    } while (!recv_.TryPop(message));
   }
   ix.writable.Notify();
   return absl::OkStatus();
