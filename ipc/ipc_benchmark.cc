@@ -405,9 +405,12 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
-      if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
-      std::string name = run.benchmark_name();
-      name = name.substr(0, name.find('/'));
+      // One run per benchmark, or the median of --benchmark_repetitions.
+      const bool use = run.run_type == Run::RT_Iteration
+                           ? run.repetitions <= 1
+                           : run.aggregate_name == "median";
+      if (run.error_occurred || !use) continue;
+      const std::string name = run.run_name.function_name;
       auto items = run.counters.find("items_per_second");
       auto bytes = run.counters.find("bytes_per_second");
       if (items != run.counters.end()) items_[name] = items->second.value;
