@@ -71,15 +71,12 @@ absl::StatusOr<size_t> WaitAny(absl::Span<const WaitTarget> targets,
                        " targets became ready before the deadline"));
     }
     for (size_t i = 0; i < events.size(); ++i) {
-      events[i]->waiters.fetch_add(1, std::memory_order_seq_cst);
-      waiters[i] = {&events[i]->seq,
-                    events[i]->seq.load(std::memory_order_seq_cst)};
+      waiters[i] = {&events[i]->seq, events[i]->Arm()};
     }
     if (first_ready(false) < 0) {
       ipc_internal::FutexWaitAny(waiters,
                                  deadline.CappedAt(ipc_internal::kRecheck));
     }
-    for (Event* e : events) e->waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 

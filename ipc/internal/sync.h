@@ -57,24 +57,37 @@ struct FutexWaiter {
 void FutexWaitAny(absl::Span<const FutexWaiter> waiters,
                   const timespec& abs_monotonic);
 
-// A wake-up event in shared memory: a sequence word to sleep on and a count
-// of sleepers, so that Notify() costs no system call when nobody sleeps.
+// A wake-up event in shared memory: a sequence word to sleep on and a flag
+// saying someone may be asleep on it. Notify() costs no system call when
+// nobody sleeps, and only the first Notify() after a sleeper armed the flag
+// makes one (it clears the flag), so a burst of notifications while a sleeper
+// is being woken does not become a burst of futex wakes.
 // Zero-initialised memory is a valid Event.
 struct Event {
   std::atomic<uint32_t> seq{0};
-  std::atomic<uint32_t> waiters{0};
+  std::atomic<uint32_t> sleeping{0};
 
-  // Call after publishing the state change the waiters wait for (with a
+  // Call after publishing the state change the sleepers wait for (with a
   // release store or under a lock). Wakes every sleeper.
   void Notify() {
     // A seq_cst read-modify-write rather than a fence + load: it orders the
-    // caller's publishing store before the read of `waiters` (Dekker with
-    // the sleeper's fetch_add in WaitFor), and TSan understands it.
-    if (waiters.fetch_add(0, std::memory_order_seq_cst) != 0) NotifyAlways();
+    // caller's publishing store before the read of `sleeping` (Dekker with
+    // the sleeper's exchange in Arm()), and TSan understands it.
+    if (sleeping.fetch_add(0, std::memory_order_seq_cst) != 0 &&
+        sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+      NotifyAlways();
+    }
   }
   void NotifyAlways() {
     seq.fetch_add(1, std::memory_order_seq_cst);
     FutexWakeAll(&seq);
+  }
+  // Called by a sleeper before its last readiness check; returns the value
+  // to pass to FutexWait. (A sleeper that times out leaves the flag set: the
+  // next Notify() makes one needless wake-up. So does a killed sleeper.)
+  uint32_t Arm() {
+    sleeping.exchange(1, std::memory_order_seq_cst);
+    return seq.load(std::memory_order_seq_cst);
   }
 };
 
@@ -158,10 +171,8 @@ WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
     if (ready()) return WaitResult::kReady;
     if (abort()) return WaitResult::kAborted;
     if (deadline.Expired()) return WaitResult::kTimedOut;
-    event.waiters.fetch_add(1, std::memory_order_seq_cst);
-    const uint32_t seq = event.seq.load(std::memory_order_seq_cst);
+    const uint32_t seq = event.Arm();
     if (!ready()) FutexWait(&event.seq, seq, deadline.CappedAt(kRecheck));
-    event.waiters.fetch_sub(1, std::memory_order_seq_cst);
   }
 }
 
