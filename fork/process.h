@@ -138,7 +138,8 @@ inline constexpr int kUncaughtExceptionExitCode = 70;
 // then returns the setup error instead of an ExitStatus.
 inline constexpr int kChildSetupFailedExitCode = 71;
 
-// A forked child running a callable. Move-only RAII handle.
+// A forked child running a callable. Move-only RAII handle; holds two
+// descriptors (pidfd and result pipe) until the child is reaped.
 // Thread-compatible: one Process is used by one thread at a time; distinct
 // Processes can be used from distinct threads. The handle exists only in the
 // parent: in the child, the body runs and the process _exits.
@@ -177,8 +178,9 @@ class Process {
   // Errors: kDeadlineExceeded when the child is still running after
   // `timeout` (it keeps running; Join again or Terminate); the child's setup
   // error (kFailedPrecondition for no controlling terminal, the errno's
-  // code otherwise) when it could not run its body; kInternal when waiting
-  // itself fails.
+  // code otherwise) when it could not run its body; kInternal when someone
+  // else reaped the child (SIGCHLD set to SIG_IGN, or a waitpid(-1) in other
+  // code); the errno's status if ppoll or wait4 fail otherwise.
   absl::StatusOr<ExitStatus> Join(
       absl::Duration timeout = absl::InfiniteDuration());
 
