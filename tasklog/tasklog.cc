@@ -94,7 +94,7 @@ int AboveStdio(int fd) {
 }
 
 struct WriteResult {
-  int error = 0;        // errno of the failed write, 0 when all was written
+  int error = 0;          // errno of the failed write, 0 when all was written
   bool ends_line = true;  // whether the last byte written was '\n'
 };
 
@@ -160,8 +160,9 @@ void Append(char* out, size_t cap, size_t* len, const char* text) {
 // The process-wide state behind TaskLog. It is the glog sink, and its
 // at-fork handlers keep it consistent across fork().
 //
-// Lock order: install_mu_ -> glog's logging lock -> the time gate -> mu_. glog calls send()
-// with its logging lock held, so nothing may call into glog while holding mu_.
+// Lock order: install_mu_ -> glog's logging lock -> the time gate -> mu_.
+// glog calls send() with its logging lock held, so nothing may call into glog
+// while holding mu_.
 class TaskLogState final : public google::LogSink {
  public:
   static TaskLogState& Get() {
@@ -173,8 +174,7 @@ class TaskLogState final : public google::LogSink {
   absl::Status Uninstall();
 
   TaskLog* current() {
-    return installed_flag_.load(std::memory_order_acquire) ? &handle_
-                                                            : nullptr;
+    return installed_flag_.load(std::memory_order_acquire) ? &handle_ : nullptr;
   }
   std::string path() const;
   absl::StatusOr<int64_t> size() const;
@@ -375,8 +375,9 @@ void TaskLogState::SwitchToChildFileLocked(pid_t pid, pid_t parent_pid) {
   Append(child_path, sizeof(child_path), &len, ":pid-");
   Append(child_path, sizeof(child_path), &len, digits, digits_len);
 
-  int fd = ::open(child_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
-                  options_.file_mode);
+  int fd =
+      ::open(child_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
+             options_.file_mode);
   if (fd >= 0) fd = AboveStdio(fd);
   if (fd < 0) {
     // The child goes on writing to its parent's file.
@@ -548,7 +549,8 @@ absl::StatusOr<TaskLog*> TaskLogState::InstallLocked(
     std::string path, const TaskLogOptions& options) {
   const int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC |
                     (options.truncate ? O_TRUNC : 0);
-  int fd = RetryOnEintr([&] { return ::open(path.c_str(), flags, options.file_mode); });
+  int fd = RetryOnEintr(
+      [&] { return ::open(path.c_str(), flags, options.file_mode); });
   if (fd < 0) return ErrnoError(errno, "open", path);
   fd = AboveStdio(fd);
   if (fd < 0) return ErrnoError(errno, "fcntl(F_DUPFD_CLOEXEC)", path);
@@ -681,8 +683,8 @@ int64_t TaskLogState::dropped_lines() const {
 
 void TaskLogState::send(google::LogSeverity severity, const char*,
                         const char* base_filename, int line,
-                        const google::LogMessageTime& time,
-                        const char* message, size_t message_len) {
+                        const google::LogMessageTime& time, const char* message,
+                        size_t message_len) {
   char prefix[kMaxPrefixSize];
   const pid_t tid = CachedTid();
   RawMutexLock l(&mu_);
@@ -732,14 +734,16 @@ absl::Status TaskLogState::MergeChildLogs(absl::Span<const pid_t> child_pids,
       first_error.Update(ErrnoError(error, "open child log", child_path));
       continue;
     }
-    const std::string begin = absl::StrCat(">>>> Begin child log ", child_path, "\n");
+    const std::string begin =
+        absl::StrCat(">>>> Begin child log ", child_path, "\n");
     iovec marker[2] = {
         {const_cast<char*>("\n"), torn_ ? size_t{1} : size_t{0}},
         {const_cast<char*>(begin.data()), begin.size()},
     };
     int write_error = AppendLocked(marker, 2);
     while (write_error == 0) {
-      const ssize_t n = RetryOnEintr([&] { return ::read(in, buffer.data(), buffer.size()); });
+      const ssize_t n = RetryOnEintr(
+          [&] { return ::read(in, buffer.data(), buffer.size()); });
       if (n < 0) {
         const int error = errno;
         RecordErrorLocked(error, "read", child_path.c_str());
@@ -751,7 +755,8 @@ absl::Status TaskLogState::MergeChildLogs(absl::Span<const pid_t> child_pids,
       write_error = AppendLocked(&chunk, 1);
     }
     ::close(in);
-    const std::string end = absl::StrCat("<<<< End child log ", child_path, "\n");
+    const std::string end =
+        absl::StrCat("<<<< End child log ", child_path, "\n");
     iovec end_marker[2] = {
         {const_cast<char*>("\n"), torn_ ? size_t{1} : size_t{0}},
         {const_cast<char*>(end.data()), end.size()},

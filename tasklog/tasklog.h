@@ -64,8 +64,8 @@
 // Errors while logging (a full disk, EIO, a directory removed before a child
 // could create its file) never stop the process: the first one is kept
 // (status()), reported once on the screen (see screen_severity: the stderr
-// from before any capture), and logging goes on (a forked child whose file cannot be
-// created keeps writing to its parent's file).
+// from before any capture), and logging goes on (a forked child whose file
+// cannot be created keeps writing to its parent's file).
 #ifndef TASKFORK_TASKLOG_TASKLOG_H_
 #define TASKFORK_TASKLOG_TASKLOG_H_
 
@@ -79,7 +79,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "glog/logging.h"  // google::LogSeverity (log_severity.h is not self-contained)
+// google::LogSeverity (glog/log_severity.h is not self-contained).
+#include "glog/logging.h"
 
 namespace taskfork::tasklog {
 

@@ -43,7 +43,7 @@ const std::string& BenchDir() {
 }
 
 // A typical log line: some text and two numbers.
-#define TASKFORK_BENCH_LOG_LINE(i)                                         \
+#define TASKFORK_BENCH_LOG_LINE(i)                                      \
   LOG(INFO) << "section setup step " << (i) << " connected to device r" \
             << ((i) % 16) << " in 0.25 s, state=ok"
 
@@ -123,37 +123,42 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     for (const Run& run : runs) {
       if (run.error_occurred) continue;
       // With repetitions, the median aggregate wins over single runs.
-      const bool median = run.run_type == Run::RT_Aggregate &&
-                          run.aggregate_name == "median";
+      const bool median =
+          run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
       if (run.run_type == Run::RT_Aggregate && !median) continue;
       auto items = run.counters.find("items_per_second");
       if (items == run.counters.end()) continue;
       std::string name = run.run_name.str();
-      if (median || medians_.count(name) == 0) items_[name] = items->second.value;
+      if (median || medians_.count(name) == 0)
+        items_[name] = items->second.value;
       if (median) medians_[name] = true;
     }
   }
 
   void PrintSummary() {
-    std::printf("\nSummary (TaskLog / glog file logging, lines per second; "
-                "target >= 0.9):\n");
+    std::printf(
+        "\nSummary (TaskLog / glog file logging, lines per second; "
+        "target >= 0.9):\n");
     auto gated = items_.find("BM_TimeGate_LocaltimeR");
     auto direct = items_.find("BM_Glibc_LocaltimeR");
     if (gated != items_.end() && direct != items_.end() && gated->second > 0 &&
         direct->second > 0) {
-      std::printf("  time gate cost per localtime_r: %.1f ns (x3 per message, "
-                  "paid by both)\n",
-                  1e9 / gated->second - 1e9 / direct->second);
+      std::printf(
+          "  time gate cost per localtime_r: %.1f ns (x3 per message, "
+          "paid by both)\n",
+          1e9 / gated->second - 1e9 / direct->second);
     }
     for (const auto& [name, glog] : items_) {
       if (name.rfind("BM_Glog_FileLogging", 0) != 0) continue;
-      const std::string suffix = name.substr(std::string("BM_Glog_FileLogging").size());
+      const std::string suffix =
+          name.substr(std::string("BM_Glog_FileLogging").size());
       auto tasklog = items_.find("BM_TaskLog_Logging" + suffix);
       if (tasklog == items_.end() || glog == 0) continue;
-      std::printf("  BM_TaskLog_Logging%s / BM_Glog_FileLogging%s: %.2f "
-                  "(%.0f vs %.0f lines/s)\n",
-                  suffix.c_str(), suffix.c_str(), tasklog->second / glog,
-                  tasklog->second, glog);
+      std::printf(
+          "  BM_TaskLog_Logging%s / BM_Glog_FileLogging%s: %.2f "
+          "(%.0f vs %.0f lines/s)\n",
+          suffix.c_str(), suffix.c_str(), tasklog->second / glog,
+          tasklog->second, glog);
     }
   }
 

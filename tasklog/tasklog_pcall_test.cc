@@ -72,13 +72,15 @@ TEST_F(TaskLogPcallTest, PcallMergesChildLogsInArgumentOrder) {
   EXPECT_EQ(MergedChildPaths(text), expected) << text;
   for (int k = 0; k < 4; ++k) {
     const std::string child_path = expected[k];
-    const std::string block =
-        absl::StrCat(">>>> Begin child log ", child_path, "\n",
-                     ReadFile(child_path), "<<<< End child log ", child_path, "\n");
+    const std::string block = absl::StrCat(
+        ">>>> Begin child log ", child_path, "\n", ReadFile(child_path),
+        "<<<< End child log ", child_path, "\n");
     EXPECT_THAT(text, HasSubstr(block));
-    EXPECT_EQ(FindLines(child_path, absl::StrCat("pcall child ", k)).size(), 1u);
+    EXPECT_EQ(FindLines(child_path, absl::StrCat("pcall child ", k)).size(),
+              1u);
   }
-  EXPECT_LT(text.find("<<<< End child log " + expected[3]), text.find("] after pcall"));
+  EXPECT_LT(text.find("<<<< End child log " + expected[3]),
+            text.find("] after pcall"));
   EXPECT_THAT(TaskLog::Current()->status(), IsOk());
 }
 

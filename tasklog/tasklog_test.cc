@@ -33,8 +33,8 @@
 namespace taskfork::tasklog {
 namespace {
 
-using ::taskfork::tasklog_testing::ChildOutcome;
 using ::taskfork::tasklog_testing::Checker;
+using ::taskfork::tasklog_testing::ChildOutcome;
 using ::taskfork::tasklog_testing::Exists;
 using ::taskfork::tasklog_testing::ExitedWith;
 using ::taskfork::tasklog_testing::FindLines;
@@ -127,7 +127,8 @@ TEST_F(TaskLogTest, RelativePathIsMadeAbsolute) {
   char cwd[PATH_MAX];
   ASSERT_NE(::getcwd(cwd, sizeof(cwd)), nullptr);
   ASSERT_EQ(::chdir(dir_.c_str()), 0);
-  absl::StatusOr<TaskLog*> log = TaskLog::Install("TaskLog.rel", QuietOptions());
+  absl::StatusOr<TaskLog*> log =
+      TaskLog::Install("TaskLog.rel", QuietOptions());
   ASSERT_EQ(::chdir(cwd), 0);
   ASSERT_THAT(log, IsOk());
   EXPECT_EQ((*log)->path(), dir_ + "/TaskLog.rel");
@@ -141,9 +142,9 @@ TEST_F(TaskLogTest, InstallErrors) {
   EXPECT_THAT(TaskLog::Install(dir_ + "/missing/TaskLog.t1", QuietOptions()),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr(dir_ + "/missing/TaskLog.t1")));
-  EXPECT_THAT(TaskLog::Install(dir_ + "/" + std::string(PATH_MAX, 'x'),
-                               QuietOptions()),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pid")));
+  EXPECT_THAT(
+      TaskLog::Install(dir_ + "/" + std::string(PATH_MAX, 'x'), QuietOptions()),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pid")));
   TaskLogOptions bad_severity = QuietOptions();
   bad_severity.screen_severity = 7;
   EXPECT_THAT(TaskLog::Install(dir_ + "/TaskLog.t1", bad_severity),
@@ -172,13 +173,15 @@ TEST_F(TaskLogTest, FailedInstallKeepsThePreviousLog) {
 TEST_F(TaskLogTest, UninstallAndMethodsWithoutALog) {
   EXPECT_THAT(TaskLog::Uninstall(),
               StatusIs(absl::StatusCode::kFailedPrecondition));
-  absl::StatusOr<TaskLog*> log = TaskLog::Install(dir_ + "/TaskLog.u", QuietOptions());
+  absl::StatusOr<TaskLog*> log =
+      TaskLog::Install(dir_ + "/TaskLog.u", QuietOptions());
   ASSERT_THAT(log, IsOk());
   ASSERT_THAT(TaskLog::Uninstall(), IsOk());
   EXPECT_EQ(TaskLog::Current(), nullptr);
   EXPECT_EQ((*log)->path(), "");
   EXPECT_THAT((*log)->size(), StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT((*log)->status(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT((*log)->status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   const pid_t pids[] = {1};
   EXPECT_THAT((*log)->MergeChildLogs(pids),
               StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -189,7 +192,8 @@ TEST_F(TaskLogTest, UninstallAndMethodsWithoutALog) {
 TEST_F(TaskLogTest, InstallAgainSwitchesTheFile) {
   ASSERT_THAT(TaskLog::Install(dir_ + "/first", QuietOptions()), IsOk());
   LOG(INFO) << "one";
-  absl::StatusOr<TaskLog*> log = TaskLog::Install(dir_ + "/second", QuietOptions());
+  absl::StatusOr<TaskLog*> log =
+      TaskLog::Install(dir_ + "/second", QuietOptions());
   ASSERT_THAT(log, IsOk());
   LOG(INFO) << "two";
   EXPECT_EQ((*log)->path(), dir_ + "/second");
@@ -257,7 +261,8 @@ TEST_F(TaskLogTest, ForkedChildGetsItsOwnFileAndAPointerLine) {
   if (pid == 0) {
     LOG(INFO) << "in the child";
     const bool ok = TaskLog::Current() != nullptr &&
-                    TaskLog::Current()->path() == path + ":pid-" + std::to_string(::getpid()) &&
+                    TaskLog::Current()->path() ==
+                        path + ":pid-" + std::to_string(::getpid()) &&
                     TaskLog::Current()->status().ok();
     ::_exit(ok ? 0 : 1);
   }
@@ -272,7 +277,8 @@ TEST_F(TaskLogTest, ForkedChildGetsItsOwnFileAndAPointerLine) {
   EXPECT_EQ(Lines(ReadFile(child_path)).size(), 1u) << ReadFile(child_path);
 
   const std::vector<Line> pointer = FindLines(
-      path, absl::StrCat("Forked process ", pid, " started, log: ", child_path));
+      path,
+      absl::StrCat("Forked process ", pid, " started, log: ", child_path));
   ASSERT_EQ(pointer.size(), 1u) << ReadFile(path);
   EXPECT_EQ(pointer[0].severity, 'I');
   EXPECT_EQ(pointer[0].pid, ::getpid());
@@ -305,12 +311,14 @@ TEST_F(TaskLogTest, GrandchildLogNamesNest) {
   ::close(fds[0]);
   ASSERT_TRUE(ExitedWith(WaitWithTimeout(child, 30000), 0));
   const std::string child_path = TaskLog::ChildLogPath(path, child);
-  const std::string grandchild_path = TaskLog::ChildLogPath(child_path, grandchild);
+  const std::string grandchild_path =
+      TaskLog::ChildLogPath(child_path, grandchild);
   EXPECT_EQ(FindLines(grandchild_path, "grandchild").size(), 1u);
-  EXPECT_EQ(FindLines(child_path, absl::StrCat("Forked process ", grandchild,
-                                               " started, log: ", grandchild_path))
-                .size(),
-            1u)
+  EXPECT_EQ(
+      FindLines(child_path, absl::StrCat("Forked process ", grandchild,
+                                         " started, log: ", grandchild_path))
+          .size(),
+      1u)
       << ReadFile(child_path);
 }
 
@@ -388,7 +396,8 @@ TEST_F(TaskLogTest, ForkWhileOtherThreadsLog) {
   }
   for (int i = 0; i < kForks; ++i) {
     const std::string child_path = TaskLog::ChildLogPath(path, children[i]);
-    EXPECT_EQ(FindLines(child_path, absl::StrCat("child ", i, " logged")).size(), 1u)
+    EXPECT_EQ(
+        FindLines(child_path, absl::StrCat("child ", i, " logged")).size(), 1u)
         << child_path;
     EXPECT_EQ(pointers.count(absl::StrCat("Forked process ", children[i],
                                           " started, log: ", child_path)),
@@ -432,7 +441,8 @@ TEST_F(TaskLogTest, ConcurrentWritersNeverLoseOrMixLines) {
   int parsed = 0;
   for (const std::string& text : Lines(ReadFile(path))) {
     Line line;
-    ASSERT_TRUE(ParseLine(text, &line)) << "mixed or torn line: " << text.substr(0, 200);
+    ASSERT_TRUE(ParseLine(text, &line))
+        << "mixed or torn line: " << text.substr(0, 200);
     const std::vector<std::string> parts = absl::StrSplit(line.message, ' ');
     ASSERT_EQ(parts.size(), 3u) << text.substr(0, 200);
     int writer, index;
@@ -445,7 +455,8 @@ TEST_F(TaskLogTest, ConcurrentWritersNeverLoseOrMixLines) {
     ++parsed;
   }
   EXPECT_EQ(parsed, (kThreads + 2) * kLinesPerWriter);
-  for (const auto& [writer, next] : next_index) EXPECT_EQ(next, kLinesPerWriter);
+  for (const auto& [writer, next] : next_index)
+    EXPECT_EQ(next, kLinesPerWriter);
 }
 
 // Children logging through raw fork(); merged in argument order.
@@ -463,7 +474,8 @@ TEST_F(TaskLogTest, MergeChildLogsInArgumentOrder) {
     }
     pids.push_back(pid);
   }
-  for (pid_t pid : pids) ASSERT_TRUE(ExitedWith(WaitWithTimeout(pid, 30000), 0));
+  for (pid_t pid : pids)
+    ASSERT_TRUE(ExitedWith(WaitWithTimeout(pid, 30000), 0));
   const std::vector<pid_t> order = {pids[2], pids[0], pids[1]};
   const int64_t before = *(*log)->size();
   ASSERT_THAT((*log)->MergeChildLogs(order), IsOk());
@@ -488,7 +500,8 @@ TEST_F(TaskLogTest, MergeEndsAChildLogWithoutNewlineAndSkipsMissingOnes) {
   const pid_t fake = 2000000001;
   const std::string fake_path = TaskLog::ChildLogPath(path, fake);
   {
-    const int fd = ::open(fake_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    const int fd =
+        ::open(fake_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::write(fd, "partial", 7), 7);
     ::close(fd);
@@ -498,9 +511,9 @@ TEST_F(TaskLogTest, MergeEndsAChildLogWithoutNewlineAndSkipsMissingOnes) {
   EXPECT_THAT((*log)->MergeChildLogs(pids),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr(TaskLog::ChildLogPath(path, missing))));
-  EXPECT_EQ(ReadFile(path), absl::StrCat(">>>> Begin child log ", fake_path,
-                                         "\npartial\n<<<< End child log ",
-                                         fake_path, "\n"));
+  EXPECT_EQ(ReadFile(path),
+            absl::StrCat(">>>> Begin child log ", fake_path,
+                         "\npartial\n<<<< End child log ", fake_path, "\n"));
   EXPECT_THAT((*log)->status(), StatusIs(absl::StatusCode::kNotFound));
 }
 
@@ -560,7 +573,8 @@ TEST_F(TaskLogTest, ScreenGetsLinesFromTheChosenSeverity) {
     std::string text;
     char buffer[4096];
     ssize_t n;
-    while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0) text.append(buffer, n);
+    while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0)
+      text.append(buffer, n);
     ::close(screen[0]);
     return text;
   }();
@@ -617,7 +631,8 @@ TEST_F(TaskLogTest, SegfaultLeavesAStackTraceInTheLog) {
 }
 
 TEST_F(TaskLogTest, AbortLeavesAStackTraceInTheLog) {
-  const std::string text = CrashChildLog(dir_ + "/TaskLog.abrt", SIGABRT, &Abort);
+  const std::string text =
+      CrashChildLog(dir_ + "/TaskLog.abrt", SIGABRT, &Abort);
   EXPECT_THAT(text, HasSubstr("] about to crash\n"));
   EXPECT_THAT(text, HasSubstr("*** SIGABRT (@0x"));
   EXPECT_THAT(text, HasSubstr("    @ "));
@@ -687,7 +702,8 @@ TEST_F(TaskLogTest, FullDiskIsReportedOnceAndDoesNotStopTheTask) {
     while ((*log)->status().ok() && lines < 100000) {
       LOG(INFO) << "line " << lines++ << " " << filler;
     }
-    for (int i = 0; i < 50; ++i) LOG(INFO) << "after the disk is full " << filler;
+    for (int i = 0; i < 50; ++i)
+      LOG(INFO) << "after the disk is full " << filler;
     const absl::Status status = (*log)->status();
     check.Check(status.code() == absl::StatusCode::kResourceExhausted,
                 "status: " + status.ToString());
@@ -737,15 +753,17 @@ TEST_F(TaskLogTest, RemovedDirectoryDoesNotStopTheTaskOrItsChildren) {
     if (pid == 0) {
       LOG(INFO) << "orphan child line";
       const absl::Status status = TaskLog::Current()->status();
-      const bool ok = status.code() == absl::StatusCode::kNotFound &&
-                      absl::StrContains(status.message(),
-                                        TaskLog::ChildLogPath(path, ::getpid())) &&
-                      TaskLog::Current()->path() == path;
+      const bool ok =
+          status.code() == absl::StatusCode::kNotFound &&
+          absl::StrContains(status.message(),
+                            TaskLog::ChildLogPath(path, ::getpid())) &&
+          TaskLog::Current()->path() == path;
       ::_exit(ok ? 0 : 1);
     }
     check.Check(ExitedWith(WaitWithTimeout(pid, 30000), 0), "child status");
     // The child's line went into this (now nameless) file.
-    check.Check(*(*log)->size() > size_before, "child wrote to the parent file");
+    check.Check(*(*log)->size() > size_before,
+                "child wrote to the parent file");
     check.Check((*log)->status().ok(), "parent status after child");
     return check.failures();
   });

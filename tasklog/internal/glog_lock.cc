@@ -32,8 +32,8 @@ struct Candidates {
 pid_t Gettid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 // Whether `lock` looks write-locked by thread `tid`.
-ABSL_ATTRIBUTE_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("thread")))
-bool WriteHeldBy(const pthread_rwlock_t* lock, pid_t tid) {
+ABSL_ATTRIBUTE_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("thread"))) bool
+WriteHeldBy(const pthread_rwlock_t* lock, pid_t tid) {
   const volatile auto* data = &lock->__data;
   return data->__cur_writer == tid && (data->__readers & kWrLocked) != 0 &&
          data->__shared == 0 && data->__flags <= 2;
@@ -48,8 +48,8 @@ struct ScanRequest {
 // dl_iterate_phdr callback: in the object whose segments contain
 // request->code_address, records every 8-aligned rwlock in a writable
 // segment that is write-held by request->tid.
-ABSL_ATTRIBUTE_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("thread")))
-int ScanObject(dl_phdr_info* info, size_t, void* data) {
+ABSL_ATTRIBUTE_NO_SANITIZE_ADDRESS __attribute__((no_sanitize("thread"))) int
+ScanObject(dl_phdr_info* info, size_t, void* data) {
   auto* request = static_cast<ScanRequest*>(data);
   const auto code = reinterpret_cast<uintptr_t>(request->code_address);
   bool contains_code = false;

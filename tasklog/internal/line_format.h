@@ -3,7 +3,8 @@
 // that it can run in an at-fork child handler and in a signal handler.
 //
 //   char buf[kMaxPrefixSize];
-//   size_t n = FormatPrefix(1795000000, 42, 'I', 4242, 4243, "main.cc", 12, buf);
+//   size_t n = FormatPrefix(1795000000, 42, 'I', 4242, 4243, "main.cc", 12,
+//   buf);
 //   // buf[0, n) == "2026-11-18T11:06:40.000042Z I 4242 4243 main.cc:12] "
 //
 // The grammar is in tasklog/FORMAT.md.

@@ -36,9 +36,9 @@ TEST(FormatPrefix, ClampsOutOfRangeTimes) {
   EXPECT_EQ(Prefix(std::numeric_limits<int64_t>::max(), 2000000, 'I', 1, 2,
                    "x.cc", 5),
             "9999-12-31T23:59:59.999999Z I 1 2 x.cc:5] ");
-  EXPECT_EQ(Prefix(std::numeric_limits<int64_t>::min(), -3, 'I', 1, 2,
-                   "x.cc", 5),
-            "0000-01-01T00:00:00.000000Z I 1 2 x.cc:5] ");
+  EXPECT_EQ(
+      Prefix(std::numeric_limits<int64_t>::min(), -3, 'I', 1, 2, "x.cc", 5),
+      "0000-01-01T00:00:00.000000Z I 1 2 x.cc:5] ");
 }
 
 TEST(FormatPrefix, MissingAndOverlongFileNames) {
@@ -48,10 +48,10 @@ TEST(FormatPrefix, MissingAndOverlongFileNames) {
             "1970-01-01T00:00:00.000000Z I 1 2 -:3] ");
   const std::string long_name = std::string(300, 'a') + "tail.cc";
   const std::string prefix = Prefix(0, 0, 'I', 1, 2, long_name.c_str(), 3);
-  EXPECT_EQ(prefix, "1970-01-01T00:00:00.000000Z I 1 2 " +
-                        long_name.substr(long_name.size() -
-                                         kMaxFileNameInPrefix) +
-                        ":3] ");
+  EXPECT_EQ(prefix,
+            "1970-01-01T00:00:00.000000Z I 1 2 " +
+                long_name.substr(long_name.size() - kMaxFileNameInPrefix) +
+                ":3] ");
 }
 
 TEST(FormatPrefix, LargestFieldsFitTheBuffer) {

@@ -31,7 +31,8 @@ pid_t Gettid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 // A fresh directory under TEST_TMPDIR.
 std::string MakeTempDir() {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/tasklog.XXXXXX");
+  std::string pattern =
+      absl::StrCat(base != nullptr ? base : "/tmp", "/tasklog.XXXXXX");
   CHECK(::mkdtemp(pattern.data()) != nullptr) << "mkdtemp " << pattern;
   return pattern;
 }
@@ -60,14 +61,17 @@ std::vector<std::string> Lines(const std::string& text) {
 
 // Parses "YYYY-MM-DDTHH:MM:SS.uuuuuuZ S PID TID FILE:LINE] MESSAGE" strictly.
 bool ParseLine(absl::string_view text, Line* out) {
-  static constexpr absl::string_view kTimeShape = "dddd-dd-ddTdd:dd:dd.ddddddZ ";
+  static constexpr absl::string_view kTimeShape =
+      "dddd-dd-ddTdd:dd:dd.ddddddZ ";
   if (text.size() < kTimeShape.size()) return false;
   for (size_t i = 0; i < kTimeShape.size(); ++i) {
     const char want = kTimeShape[i];
-    if (want == 'd' ? !absl::ascii_isdigit(text[i]) : text[i] != want) return false;
+    if (want == 'd' ? !absl::ascii_isdigit(text[i]) : text[i] != want)
+      return false;
   }
   text.remove_prefix(kTimeShape.size());
-  if (text.size() < 2 || std::strchr("IWEF", text[0]) == nullptr || text[1] != ' ') {
+  if (text.size() < 2 || std::strchr("IWEF", text[0]) == nullptr ||
+      text[1] != ' ') {
     return false;
   }
   out->severity = text[0];
@@ -91,7 +95,8 @@ bool ParseLine(absl::string_view text, Line* out) {
   const absl::string_view location = text.substr(0, bracket);
   const size_t colon = location.rfind(':');
   if (colon == absl::string_view::npos || colon == 0 ||
-      location.substr(0, colon).find_first_of(" :") != absl::string_view::npos ||
+      location.substr(0, colon).find_first_of(" :") !=
+          absl::string_view::npos ||
       !absl::SimpleAtoi(location.substr(colon + 1), &out->line)) {
     return false;
   }
@@ -101,11 +106,13 @@ bool ParseLine(absl::string_view text, Line* out) {
 }
 
 // The parsed lines of `path` whose message is `message`.
-std::vector<Line> FindLines(const std::string& path, const std::string& message) {
+std::vector<Line> FindLines(const std::string& path,
+                            const std::string& message) {
   std::vector<Line> found;
   for (const std::string& text : Lines(ReadFile(path))) {
     Line line;
-    if (ParseLine(text, &line) && line.message == message) found.push_back(line);
+    if (ParseLine(text, &line) && line.message == message)
+      found.push_back(line);
   }
   return found;
 }
@@ -149,7 +156,8 @@ ChildOutcome RunInChild(const std::function<std::string()>& body,
   std::string report;
   char buffer[4096];
   ssize_t n;
-  while ((n = ::read(fds[0], buffer, sizeof(buffer))) > 0) report.append(buffer, n);
+  while ((n = ::read(fds[0], buffer, sizeof(buffer))) > 0)
+    report.append(buffer, n);
   ::close(fds[0]);
   return {WaitWithTimeout(pid, timeout_ms), report};
 }
@@ -162,7 +170,8 @@ std::vector<std::string> MergedChildPaths(const std::string& text) {
   static constexpr absl::string_view kBegin = ">>>> Begin child log ";
   std::vector<std::string> paths;
   for (const std::string& line : Lines(text)) {
-    if (absl::StartsWith(line, kBegin)) paths.push_back(line.substr(kBegin.size()));
+    if (absl::StartsWith(line, kBegin))
+      paths.push_back(line.substr(kBegin.size()));
   }
   return paths;
 }

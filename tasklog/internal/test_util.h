@@ -45,7 +45,8 @@ struct Line {
 bool ParseLine(absl::string_view text, Line* out);
 
 // The parsed lines of `path` whose message is exactly `message`.
-std::vector<Line> FindLines(const std::string& path, const std::string& message);
+std::vector<Line> FindLines(const std::string& path,
+                            const std::string& message);
 
 // The begin-marker paths of merged child logs in `text`, in order.
 std::vector<std::string> MergedChildPaths(const std::string& text);

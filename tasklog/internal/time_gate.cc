@@ -98,7 +98,8 @@ void TimeGate::Resolve() {
 
 void TimeGate::CloseForFork() {
   g_closed.store(1);
-  for (int32_t inside = g_inside.load(); inside != 0; inside = g_inside.load()) {
+  for (int32_t inside = g_inside.load(); inside != 0;
+       inside = g_inside.load()) {
     FutexWait(&g_inside, inside);
   }
 }
