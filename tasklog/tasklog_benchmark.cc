@@ -1,7 +1,7 @@
 // TaskLog against glog's own file logging, the same LOG(INFO) message in the
 // same binary. Run with -c opt:
-//   tools/bazel run -c opt //tasklog:tasklog_benchmark -- \
-//     --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true \
+//   tools/bazel run -c opt //tasklog:tasklog_benchmark --
+//     --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true
 //     --benchmark_min_time=0.3 --benchmark_report_aggregates_only=true
 // (interleaving keeps the load drift of a shared machine out of the ratio)
 // A summary with the throughput ratio (target >= 0.9) is printed at the end.
