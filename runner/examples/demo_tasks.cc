@@ -20,13 +20,19 @@ namespace {
 
 using reporter::Result;
 
+reporter::SectionOptions Testcase() {
+  reporter::SectionOptions options;
+  options.type = "Testcase";
+  return options;
+}
+
 // Greets each argument in a section of its own, with two steps each.
 TASKFORK_TASK(hello)(TaskContext& context) {
   for (const std::string& name : context.args()) {
     LOG(INFO) << "hello, " << name;
     if (context.reporter() == nullptr) continue;
-    reporter::ScopedSection section = context.reporter()->Section(
-        absl::StrCat("greet ", name), {.type = "Testcase"});
+    reporter::ScopedSection section =
+        context.reporter()->Section(absl::StrCat("greet ", name), Testcase());
     {
       reporter::ScopedSection step = section.Step("say hello");
       LOG(INFO) << "saying hello to " << name;
@@ -41,7 +47,7 @@ TASKFORK_TASK(hello)(TaskContext& context) {
 TASKFORK_TASK(always_fails)(TaskContext& context) {
   if (context.reporter() != nullptr) {
     reporter::ScopedSection section =
-        context.reporter()->Section("link check", {.type = "Testcase"});
+        context.reporter()->Section("link check", Testcase());
     section.SetResult(Result::kFailed, "eth0 is down (on purpose)");
   }
   LOG(ERROR) << "link eth0 is down";
