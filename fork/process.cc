@@ -56,6 +56,9 @@ enum FrameTag : uint8_t {
   kSetupErrorFrame = 'S', // struct SetupError
 };
 constexpr size_t kFrameHeaderSize = 9;
+// An exception's "<type>\0<what>" is cut to this size, so that a plain
+// Process's diagnostics never fill the pipe (64 KiB) while nobody reads it.
+constexpr size_t kMaxDiagnosticSize = 4096;
 // A frame larger than this is treated as corrupt (kDataLoss), not allocated.
 constexpr uint64_t kMaxFrameSize = uint64_t{1} << 40;
 
@@ -289,13 +292,15 @@ struct ChildPlan {
     const std::string payload = absl::StrCat(
         type != nullptr ? Demangle(type->name()) : "std::exception",
         absl::string_view("\0", 1), e.what());
-    WriteFrame(channel, kExceptionFrame, payload);
+    WriteFrame(channel, kExceptionFrame,
+               absl::string_view(payload).substr(0, kMaxDiagnosticSize));
     code = kUncaughtExceptionExitCode;
   } catch (...) {
     const std::type_info* type = abi::__cxa_current_exception_type();
     const std::string payload =
         type != nullptr ? Demangle(type->name()) : std::string("unknown");
-    WriteFrame(channel, kExceptionFrame, payload);
+    WriteFrame(channel, kExceptionFrame,
+               absl::string_view(payload).substr(0, kMaxDiagnosticSize));
     code = kUncaughtExceptionExitCode;
   }
   std::fflush(stdout);
@@ -597,8 +602,13 @@ absl::Status Process::DrainResult() {
 
 absl::Status Process::WaitExited(absl::Time deadline) {
   for (;;) {
+    // A plain Process writes at most two small frames (setup error,
+    // exception: < kMaxDiagnosticSize each), which always fit in the pipe
+    // buffer, so only a result child's pipe is watched while it runs. That
+    // also saves a wake-up: the pipe's end-of-file comes a little before the
+    // pidfd's exit notification.
     pollfd fds[2] = {{pidfd_.get(), POLLIN, 0}, {channel_.get(), POLLIN, 0}};
-    const nfds_t nfds = channel_.valid() ? 2 : 1;
+    const nfds_t nfds = sends_result_ && channel_.valid() ? 2 : 1;
     timespec ts;
     timespec* timeout = nullptr;
     if (deadline != absl::InfiniteFuture()) {

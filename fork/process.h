@@ -116,7 +116,7 @@ struct ExitStatus {
   // pages the child shared with the parent at fork time.
   int64_t max_rss_bytes = 0;
   // When the body threw: "<demangled type>: <what()>" (or just the type when
-  // it is not a std::exception); the exit code is then
+  // it is not a std::exception), cut to 4 KiB; the exit code is then
   // kUncaughtExceptionExitCode. Empty otherwise.
   std::string uncaught_exception;
 

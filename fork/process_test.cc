@@ -213,6 +213,18 @@ TEST(Process, UncaughtExceptionCarriesTypeAndWhat) {
   EXPECT_THAT(status->ToString(), HasSubstr("threw std::runtime_error: boom"));
 }
 
+TEST(Process, HugeExceptionMessageIsCutAndDoesNotBlockTheChild) {
+  auto p = Process::Start({}, []() -> int {
+    throw std::runtime_error(std::string(1 << 20, 'w'));
+  });
+  ASSERT_THAT(p, IsOk());
+  auto status = p->Join(absl::Seconds(60));
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->exit_code, kUncaughtExceptionExitCode);
+  EXPECT_THAT(status->uncaught_exception, StartsWith("std::runtime_error: www"));
+  EXPECT_LE(status->uncaught_exception.size(), 4096u + 1);
+}
+
 TEST(Process, NonStdExceptionCarriesItsType) {
   auto p = Process::Start({}, []() -> int { throw 42; });
   ASSERT_THAT(p, IsOk());
