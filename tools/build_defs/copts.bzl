@@ -4,6 +4,9 @@
 TASKFORK_COPTS = [
     "-Wall",
     "-Wextra",
+    # Options structs are filled with designated initializers that name only
+    # the fields that differ from their defaults.
+    "-Wno-missing-field-initializers",
     "-Wno-sign-compare",
     "-Wno-unused-parameter",
     "-Wnon-virtual-dtor",
