@@ -165,6 +165,22 @@ void BM_Memcpy_1M(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * (int64_t{1} << 20));
 }
 
+// memcpy of 1 MiB blocks cycling through 32 MiB twice over (64 MiB in all, twice the L3), so
+// every copy reads and writes memory: the bandwidth a copy between processes
+// can hope for once the data has left the cache.
+void BM_Memcpy_1M_Uncached(benchmark::State& state) {
+  constexpr size_t kBlock = 1 << 20, kBlocks = 32;
+  std::string from(kBlocks * kBlock, 'x'), to(kBlocks * kBlock, 'y');
+  size_t i = 0;
+  for (auto _ : state) {
+    std::memcpy(to.data() + i * kBlock, from.data() + i * kBlock, kBlock);
+    benchmark::ClobberMemory();
+    i = (i + 1) % kBlocks;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * int64_t{kBlock});
+}
+
 // ---------------------------------------------------------------------------
 // taskfork::ipc
 
@@ -395,6 +411,7 @@ BENCHMARK(BM_Pipe_SendRecv_OneProcess_64B);
 BENCHMARK(BM_Queue_4K)->UseRealTime();
 BENCHMARK(BM_Queue_1M)->UseRealTime();
 BENCHMARK(BM_Memcpy_1M)->UseRealTime();
+BENCHMARK(BM_Memcpy_1M_Uncached)->UseRealTime();
 BENCHMARK(BM_Queue_2x2_64B)->UseRealTime();
 BENCHMARK(BM_Pipe_RoundTrip_64B)->UseRealTime();
 BENCHMARK(BM_KernelPipe_RoundTrip_64B)->UseRealTime();
@@ -426,8 +443,10 @@ class SummaryReporter : public benchmark::ConsoleReporter {
           "BM_BoostMessageQueue_64B", ">= 2");
     Ratio("Pipe_64B / RawRing_64B (floor)", items_, "BM_Pipe_64B",
           "BM_RawRing_64B", ">= 0.5");
-    Ratio("Queue_1M bytes/s / memcpy 1 MiB bytes/s", bytes_, "BM_Queue_1M",
-          "BM_Memcpy_1M", ">= 0.5");
+    Ratio("Queue_1M bytes/s / memcpy 1 MiB (hot) bytes/s", bytes_,
+          "BM_Queue_1M", "BM_Memcpy_1M", ">= 0.5");
+    Ratio("Queue_1M bytes/s / memcpy 1 MiB (64 MiB set)", bytes_,
+          "BM_Queue_1M", "BM_Memcpy_1M_Uncached", ">= 0.5");
     Ratio("Pipe round trips/s / kernel pipe round trips/s", items_,
           "BM_Pipe_RoundTrip_64B", "BM_KernelPipe_RoundTrip_64B", ">= 10");
     Ratio("RawRing_64B / NaiveRing_64B", items_, "BM_RawRing_64B",
