@@ -5,12 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <mutex>  // NOLINT: see mu_
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/fd.h"
 #include "base/status_macros.h"
@@ -72,7 +71,7 @@ class ReportClient::Impl {
 
   ~Impl() {
     at_fork_.Reset();
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (fd_ && status_.ok() && !buffer_.empty()) {
       const absl::Status s = FlushLocked();
       if (!s.ok()) LOG(WARNING) << "ReportClient: " << s;
@@ -81,30 +80,30 @@ class ReportClient::Impl {
 
   void RegisterForkHandlers() {
     AtForkHandlers h;
-    h.prepare = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      mu_.Lock();
+    h.prepare = [this]() {
+      mu_.lock();
       // Send what is queued so the child never repeats it.
       if (fd_ && status_.ok() && !buffer_.empty()) {
         const absl::Status s = FlushLocked();
         if (!s.ok()) LOG(WARNING) << "ReportClient: flush before fork: " << s;
       }
     };
-    h.parent = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu_.Unlock(); };
+    h.parent = [this]() { mu_.unlock(); };
     // Async-signal-safe apart from the state mu_ protects (locked by
     // prepare): close(), getpid(), and clearing without freeing.
-    h.child = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    h.child = [this]() {
       if (fd_.valid()) ::close(fd_.Release());
       parent_pid_ = pid_;
       pid_ = ::getpid();
       buffer_.clear();
       decoder_ = FrameDecoder(kDefaultMaxFrameSize);
       if (!closed_) status_ = absl::OkStatus();
-      mu_.Unlock();
+      mu_.unlock();
     };
     at_fork_ = RegisterAtFork(kAtForkPriorityReporter, std::move(h));
   }
 
-  absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status ConnectLocked() /* requires mu_ */ {
     Hello hello;
     hello.set_role(Hello::ROLE_CLIENT);
     hello.set_task_id(options_.task_id);
@@ -125,7 +124,7 @@ class ReportClient::Impl {
 
   // Ready to queue an event: connected (reconnecting after fork), not closed,
   // no sticky error.
-  absl::Status ReadyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status ReadyLocked() /* requires mu_ */ {
     if (closed_) {
       return absl::FailedPreconditionError(
           absl::StrCat("ReportClient of task ", options_.task_id, " is closed"));
@@ -135,8 +134,7 @@ class ReportClient::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status QueueLocked(const ClientMessage& m)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status QueueLocked(const ClientMessage& m) /* requires mu_ */ {
     const size_t size = m.ByteSizeLong();
     if (size > options_.max_frame_size) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -150,7 +148,7 @@ class ReportClient::Impl {
     return absl::OkStatus();
   }
 
-  absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status FlushLocked() /* requires mu_ */ {
     if (buffer_.empty()) return absl::OkStatus();
     const absl::Status s =
         SendAll(fd_.get(), buffer_, absl::Now() + options_.io_timeout,
@@ -164,7 +162,7 @@ class ReportClient::Impl {
   }
 
   absl::Status Queue(const ClientMessage& m) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return QueueLocked(m);
   }
 
@@ -191,7 +189,7 @@ class ReportClient::Impl {
       }
     }
     *s->mutable_time() = ToProtoTime(absl::Now());
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     TASKFORK_RETURN_IF_ERROR(ReadyLocked());
     const uint64_t id = (static_cast<uint64_t>(pid_) << 32) |
                         (++counter_ & 0xffffffffu);
@@ -216,7 +214,7 @@ class ReportClient::Impl {
     std::optional<LogPosition> pos;
     if (options_.log_position) pos = options_.log_position();
     *s->mutable_time() = ToProtoTime(absl::Now());
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (pos) {
       auto it = log_begin_.find(id);
       if (it != log_begin_.end()) {
@@ -228,13 +226,13 @@ class ReportClient::Impl {
   }
 
   absl::Status Flush() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     TASKFORK_RETURN_IF_ERROR(ReadyLocked());
     return FlushLocked();
   }
 
   absl::Status Sync() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     TASKFORK_RETURN_IF_ERROR(ReadyLocked());
     ClientMessage m;
     m.mutable_sync()->set_token(++sync_token_);
@@ -264,7 +262,7 @@ class ReportClient::Impl {
   }
 
   absl::Status Close() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return absl::OkStatus();
     absl::Status s = status_;
     if (s.ok() && fd_) s = FlushLocked();
@@ -274,7 +272,7 @@ class ReportClient::Impl {
   }
 
   absl::Status status() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return status_;
   }
 
@@ -282,17 +280,20 @@ class ReportClient::Impl {
 
  private:
   const ReportClientOptions options_;
-  mutable absl::Mutex mu_;
-  OwnedFd fd_ ABSL_GUARDED_BY(mu_);
-  FrameDecoder decoder_ ABSL_GUARDED_BY(mu_);
-  std::string buffer_ ABSL_GUARDED_BY(mu_);
-  absl::Status status_ ABSL_GUARDED_BY(mu_);
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  pid_t pid_ ABSL_GUARDED_BY(mu_);
-  pid_t parent_pid_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t sync_token_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<uint64_t, uint64_t> log_begin_ ABSL_GUARDED_BY(mu_);
+  // std::mutex (a pthread mutex) rather than absl::Mutex: unlockable in the
+  // at-fork child handler, and visible to ThreadSanitizer (Debian's Abseil is
+  // not instrumented). Guards every member below but at_fork_.
+  mutable std::mutex mu_;
+  OwnedFd fd_;
+  FrameDecoder decoder_;
+  std::string buffer_;
+  absl::Status status_;
+  bool closed_ = false;
+  pid_t pid_;
+  pid_t parent_pid_ = 0;
+  uint64_t counter_ = 0;
+  uint64_t sync_token_ = 0;
+  absl::flat_hash_map<uint64_t, uint64_t> log_begin_;
   AtForkRegistration at_fork_;
 };
 
