@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 #include <thread>  // NOLINT
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -25,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status_matchers.h"
+#include "fork/at_fork.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -320,6 +322,34 @@ TEST_F(TaskLogTest, GrandchildLogNamesNest) {
           .size(),
       1u)
       << ReadFile(child_path);
+}
+
+// TaskLog's handlers run at the lowest priority: its prepare handler after
+// every other one and its child handler before every other one, so other
+// handlers may LOG() (into the child's own file, in the child).
+TEST_F(TaskLogTest, OtherAtForkHandlersMayLog) {
+  const std::string path = dir_ + "/TaskLog.handlers";
+  ASSERT_THAT(TaskLog::Install(path, QuietOptions()), IsOk());
+  AtForkHandlers handlers;
+  handlers.prepare = [] { LOG(INFO) << "prepare handler"; };
+  handlers.parent = [] { LOG(INFO) << "parent handler"; };
+  handlers.child = [] { LOG(INFO) << "child handler"; };
+  {
+    AtForkRegistration registration =
+        RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) ::_exit(0);
+    ASSERT_TRUE(ExitedWith(WaitWithTimeout(pid, 30000), 0));
+    const std::string child_path = TaskLog::ChildLogPath(path, pid);
+    EXPECT_EQ(FindLines(path, "prepare handler").size(), 1u);
+    EXPECT_EQ(FindLines(path, "parent handler").size(), 1u);
+    EXPECT_TRUE(FindLines(path, "child handler").empty());
+    const std::vector<Line> child_lines =
+        FindLines(child_path, "child handler");
+    ASSERT_EQ(child_lines.size(), 1u) << ReadFile(child_path);
+    EXPECT_EQ(child_lines[0].pid, pid);
+  }
 }
 
 TEST_F(TaskLogTest, JobLogChildrenKeepTheSameFile) {
