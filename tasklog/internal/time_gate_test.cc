@@ -1,9 +1,5 @@
 #include "tasklog/internal/time_gate.h"
 
-#include <poll.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tasklog/internal/test_util.h"
 
 namespace taskfork::tasklog_internal {
 namespace {
@@ -38,19 +35,6 @@ TEST(TimeGate, ReopenInParentLetsCallersIn) {
   time_t now = ::time(nullptr);
   struct tm broken_down;
   EXPECT_NE(::localtime_r(&now, &broken_down), nullptr);
-}
-
-// Waits up to 20 s for `pid`; kills it if it hangs. Returns whether it
-// exited with status 0.
-bool ExitsCleanly(pid_t pid) {
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  pollfd p{pidfd, POLLIN, 0};
-  const int ready = ::poll(&p, 1, 20000);
-  ::close(pidfd);
-  if (ready != 1) ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return ready == 1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 // Threads convert times without pause while the main thread forks with the
@@ -84,7 +68,9 @@ TEST(TimeGate, ChildrenNeverInheritTheTimeZoneLockHeld) {
     }
     TimeGate::ReopenInParent();
     ASSERT_GT(pid, 0);
-    ASSERT_TRUE(ExitsCleanly(pid)) << "fork " << i;
+    ASSERT_TRUE(tasklog_testing::ExitedWith(
+        tasklog_testing::WaitWithTimeout(pid, 20000), 0))
+        << "fork " << i;
   }
   stop = true;
   for (std::thread& t : threads) t.join();
