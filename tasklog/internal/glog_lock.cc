@@ -123,10 +123,10 @@ GlogLock GlogLock::Find() {
   std::thread probe([&result] {
     // LogMessage::Flush drops messages below --minloglevel before locking.
     const int32_t saved_minloglevel = FLAGS_minloglevel;
-    FLAGS_minloglevel = 0;
+    if (saved_minloglevel > 0) FLAGS_minloglevel = 0;
     const Candidates first = ProbeOnce();
     const Candidates second = ProbeOnce();
-    FLAGS_minloglevel = saved_minloglevel;
+    if (saved_minloglevel > 0) FLAGS_minloglevel = saved_minloglevel;
     if (first.overflow || second.overflow) return;
     int matches = 0;
     for (int i = 0; i < first.count; ++i) {
