@@ -232,6 +232,11 @@ absl::Status ReportBuilder::StartSection(absl::string_view task_id, int64_t pid,
 
 absl::Status ReportBuilder::StopSection(absl::string_view task_id, int64_t pid,
                                         const SectionStop& event) {
+  return StopSection(task_id, pid, SectionStop(event));
+}
+
+absl::Status ReportBuilder::StopSection(absl::string_view task_id, int64_t pid,
+                                        SectionStop&& event) {
   if (task_id.empty()) return absl::InvalidArgumentError("empty task id");
   auto task_it = by_id_.find(task_id);
   if (task_it == by_id_.end()) {
@@ -250,14 +255,14 @@ absl::Status ReportBuilder::StopSection(absl::string_view task_id, int64_t pid,
         "task ", task_id, " stops section ", event.id(), " twice"));
   }
   node.stopped = true;
-  node.stop = event;
   const absl::Time time = EventTime(event.time());
+  node.stop = std::move(event);
   *node.stop.mutable_time() = ToProtoTime(time);
   auto open_it = task.open.find(node.pid);
   if (open_it != task.open.end()) {
     auto& ids = open_it->second;
     // Usually the innermost: search from the back.
-    auto pos = std::find(ids.rbegin(), ids.rend(), event.id());
+    auto pos = std::find(ids.rbegin(), ids.rend(), node.stop.id());
     if (pos != ids.rend()) ids.erase(std::next(pos).base());
     if (ids.empty()) task.open.erase(open_it);
   }
@@ -365,6 +370,7 @@ JobReport ReportBuilder::Build(absl::Time now) const {
   job.set_host(options_.host);
   job.set_submitter(options_.submitter);
   job.set_totaltasks(static_cast<uint32_t>(tasks_.size()));
+  for (const auto& [key, value] : options_.extra) (*job.mutable_extra())[key] = value;
 
   ResultInfo job_result;
   Summary* job_summary = job.mutable_summary();

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,8 @@ struct ReportBuilderOptions {
   absl::Time start_time = absl::InfinitePast();  // InfinitePast: now
   std::string host;               // empty: gethostname()
   std::string submitter;          // empty: the effective user's name
+  // JobReport.extra: what else the runner knows (cli, job file, hashes...).
+  std::map<std::string, std::string> extra;
 };
 
 // ResultInfo{value, reason}.
@@ -90,6 +93,8 @@ class ReportBuilder {
                             SectionStart&& event);
   absl::Status StopSection(absl::string_view task_id, int64_t pid,
                            const SectionStop& event);
+  absl::Status StopSection(absl::string_view task_id, int64_t pid,
+                           SectionStop&& event);
 
   // Rolls `result` into the task's result (creating the task if unknown):
   // the runner's Task.result, or a server-detected client error.

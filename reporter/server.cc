@@ -136,6 +136,7 @@ class ServerLoop {
     ReportBuilderOptions b;
     b.job_name = o.job_name;
     b.job_id = o.job_id;
+    b.extra = o.extra;
     return b;
   }
 
@@ -317,10 +318,14 @@ class ServerLoop {
         }
         break;
       case ClientMessage::kSectionStop:
-        TASKFORK_RETURN_IF_ERROR(
-            builder_.StopSection(conn->task_id, conn->pid, m.section_stop()));
         if (HasSubscribers()) {
           *NewEvent(*conn)->mutable_section_stop() = m.section_stop();
+        }
+        if (absl::Status s = builder_.StopSection(
+                conn->task_id, conn->pid, std::move(*m.mutable_section_stop()));
+            !s.ok()) {
+          has_pending_event_ = false;
+          return s;
         }
         break;
       case ClientMessage::kSync: {

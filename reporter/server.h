@@ -35,6 +35,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,8 @@ struct ReporterServerOptions {
   // JobReport name and id (id defaults to the name). Name required.
   std::string job_name;
   std::string job_id;
+  // JobReport.extra (e.g. "cli", "jobfile"): written into results.json.
+  std::map<std::string, std::string> extra;
   // Largest frame accepted from a client; larger ones close the connection.
   uint32_t max_frame_size = kDefaultMaxFrameSize;
   // Bytes queued for one slow subscriber before it is disconnected.

@@ -110,7 +110,9 @@ bool ServerClosed(int fd) {
 
 TEST(ReporterServerTest, WritesReportWithRegisteredAndReportedTasks) {
   const std::string dir = MakeTempDir();
-  auto server = ReporterServer::Start(Options(dir));
+  ReporterServerOptions options = Options(dir);
+  options.extra["cli"] = "runner job.textpb";
+  auto server = ReporterServer::Start(options);
   ASSERT_THAT(server, IsOk());
   EXPECT_EQ(server->socket_path(), dir + "/reporter.sock");
   EXPECT_EQ(server->bound_path(), server->socket_path());
@@ -154,6 +156,9 @@ TEST(ReporterServerTest, WritesReportWithRegisteredAndReportedTasks) {
   EXPECT_THAT(server->CheckAlive(), IsOk());
 
   const JobReport& r = done->report;
+  EXPECT_EQ(r.extra().at("cli"), "runner job.textpb");
+  EXPECT_THAT(ReadFile(done->paths.results_json),
+              HasSubstr("\"extra\":{\"cli\":\"runner job.textpb\"}"));
   ASSERT_EQ(r.tasks_size(), 2);
   EXPECT_EQ(r.tasks(0).id(), "t1");
   EXPECT_EQ(r.tasks(0).result().value(), RESULT_PASSX);
