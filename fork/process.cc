@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -20,7 +21,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <typeinfo>
@@ -111,11 +111,26 @@ bool WriteAll(int fd, const char* data, size_t size) {
   return true;
 }
 
+// Header and payload in one writev (one wake-up of the parent for a result
+// that fits in the pipe), then the rest of the payload if it did not.
 bool WriteFrame(int fd, uint8_t tag, absl::string_view payload) {
   char header[kFrameHeaderSize];
   PutHeader(header, tag, payload.size());
-  return WriteAll(fd, header, sizeof(header)) &&
-         WriteAll(fd, payload.data(), payload.size());
+  iovec parts[2] = {{header, sizeof(header)},
+                    {const_cast<char*>(payload.data()), payload.size()}};
+  ssize_t n;
+  do {
+    n = ::writev(fd, parts, payload.empty() ? 1 : 2);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return false;
+  const size_t done = static_cast<size_t>(n);
+  if (done < sizeof(header)) {
+    return WriteAll(fd, header + done, sizeof(header) - done) &&
+           WriteAll(fd, payload.data(), payload.size());
+  }
+  const size_t payload_done = done - sizeof(header);
+  return WriteAll(fd, payload.data() + payload_done,
+                  payload.size() - payload_done);
 }
 
 // Async-signal-safe: reports a setup failure and exits.
@@ -137,6 +152,21 @@ std::string Demangle(const char* mangled) {
   return result;
 }
 
+// Reads a whole (small, /proc) file through an O_CLOEXEC descriptor (std::
+// ifstream does not set O_CLOEXEC, so a concurrent fork+exec could leak it).
+std::string ReadSmallFile(const std::string& path) {
+  std::string text;
+  absl::StatusOr<OwnedFd> fd = OwnedFd::Open(path, O_RDONLY);
+  if (!fd.ok()) return text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = RetryOnEintr([&] { return ::read(fd->get(), buf, sizeof(buf)); });
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
 // The command line area [arg_start, arg_end) of this process, from
 // /proc/self/stat (fields 48 and 49), read once in the parent.
 struct ArgArea {
@@ -147,9 +177,7 @@ struct ArgArea {
 ArgArea GetArgArea() {
   static const ArgArea area = [] {
     ArgArea result;
-    std::ifstream in("/proc/self/stat");
-    std::string stat((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
+    const std::string stat = ReadSmallFile("/proc/self/stat");
     const size_t paren = stat.rfind(')');
     if (paren == std::string::npos) return result;
     // Fields after "(comm)" start with field 3 (state).

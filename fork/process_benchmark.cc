@@ -121,6 +121,7 @@ constexpr int kCalls = 100;
 
 void BM_RawFork_100(benchmark::State& state) {
   std::vector<pid_t> pids(kCalls);
+  absl::Duration child_cpu;
   for (auto _ : state) {
     for (int i = 0; i < kCalls; ++i) {
       pids[i] = ::fork();
@@ -128,26 +129,36 @@ void BM_RawFork_100(benchmark::State& state) {
     }
     for (pid_t pid : pids) {
       int status;
-      if (pid > 0) ::waitpid(pid, &status, 0);
+      rusage usage;
+      if (pid > 0 && ::wait4(pid, &status, 0, &usage) == pid) {
+        child_cpu += absl::DurationFromTimeval(usage.ru_utime) +
+                     absl::DurationFromTimeval(usage.ru_stime);
+      }
     }
   }
   state.SetItemsProcessed(state.iterations() * kCalls);
+  CountChildCpu(state, child_cpu);
 }
 BENCHMARK(BM_RawFork_100)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 void BM_Pcall_100(benchmark::State& state) {
   std::vector<int> args(kCalls);
   for (int i = 0; i < kCalls; ++i) args[i] = i;
+  absl::Duration child_cpu;
   for (auto _ : state) {
-    absl::StatusOr<std::vector<int>> results =
-        Pcall([](int i) { return i; }, args);
-    if (!results.ok() || results->size() != kCalls) {
-      state.SkipWithError(results.status().ToString().c_str());
+    // PcallDetailed costs what Pcall does and also has each child's rusage.
+    PcallResults<int> results = PcallDetailed([](int i) { return i; }, args);
+    if (!results.status.ok() || results.calls.size() != kCalls) {
+      state.SkipWithError(results.status.ToString().c_str());
       break;
     }
-    benchmark::DoNotOptimize(*results);
+    for (const PcallOutcome<int>& call : results.calls) {
+      child_cpu += call.exit_status->user_cpu + call.exit_status->system_cpu;
+    }
+    benchmark::DoNotOptimize(results);
   }
   state.SetItemsProcessed(state.iterations() * kCalls);
+  CountChildCpu(state, child_cpu);
 }
 BENCHMARK(BM_Pcall_100)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
@@ -159,12 +170,20 @@ class RatioReporter : public benchmark::ConsoleReporter {
     for (const Run& run : runs) {
       if (run.error_occurred || run.run_type != Run::RT_Iteration) continue;
       const double to_ns = run.time_unit == benchmark::kMicrosecond ? 1e3 : 1;
-      real_ns_[run.run_name.function_name] = run.GetAdjustedRealTime() * to_ns;
+      const std::string& name = run.run_name.function_name;
+      real_ns_[name] = run.GetAdjustedRealTime() * to_ns;
+      // Parent CPU + the children's CPU (the child_cpu_us counter).
+      double child_ns = 0;
+      auto it = run.counters.find("child_cpu_us");
+      if (it != run.counters.end()) child_ns = it->second.value * 1e3;
+      cpu_ns_[name] = run.GetAdjustedCPUTime() * to_ns + child_ns;
     }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
-    std::printf("\nRatios of real time (the machine may be shared):\n");
+    std::printf(
+        "\nRatios: real time, and CPU time of parent + children (steadier "
+        "than real time on a shared machine):\n");
     Ratio("Process start+join / raw fork+_exit+waitpid (target <= 1.3)",
           "BM_Process_StartJoin", "BM_RawFork_ExitWait");
     Ratio("Process start+join with the record / raw fork+_exit+waitpid",
@@ -179,11 +198,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
  private:
   void Ratio(const char* what, const char* ours, const char* theirs) {
     if (real_ns_.count(ours) == 0 || real_ns_.count(theirs) == 0) return;
-    std::printf("  %s\n    %.1f us / %.1f us = %.2f\n", what,
-                real_ns_[ours] / 1e3, real_ns_[theirs] / 1e3,
-                real_ns_[ours] / real_ns_[theirs]);
+    std::printf(
+        "  %s\n    real %.1f us / %.1f us = %.2f; cpu %.1f us / %.1f us = %.2f\n",
+        what, real_ns_[ours] / 1e3, real_ns_[theirs] / 1e3,
+        real_ns_[ours] / real_ns_[theirs], cpu_ns_[ours] / 1e3,
+        cpu_ns_[theirs] / 1e3, cpu_ns_[ours] / cpu_ns_[theirs]);
   }
   std::map<std::string, double> real_ns_;
+  std::map<std::string, double> cpu_ns_;
 };
 
 }  // namespace

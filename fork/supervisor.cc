@@ -1,6 +1,7 @@
 #include "fork/supervisor.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,8 +13,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +37,21 @@ constexpr idtype_t P_PIDFD = static_cast<idtype_t>(3);  // Linux >= 5.4
 #endif
 
 std::atomic<bool> g_supervisor_exists{false};
+
+// Reads a whole (small, /proc) file through an O_CLOEXEC descriptor (std::
+// ifstream does not set O_CLOEXEC, so a concurrent fork+exec could leak it).
+std::string ReadSmallFile(const std::string& path) {
+  std::string text;
+  absl::StatusOr<OwnedFd> fd = OwnedFd::Open(path, O_RDONLY);
+  if (!fd.ok()) return text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = RetryOnEintr([&] { return ::read(fd->get(), buf, sizeof(buf)); });
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
 
 // One orphan being ended: its pid and a pidfd that pins it.
 struct Target {
@@ -177,9 +191,8 @@ absl::StatusOr<std::vector<pid_t>> Supervisor::Orphans() const {
   if (tasks == nullptr) return ErrnoError(errno, "opendir", "/proc/self/task");
   while (dirent* entry = ::readdir(tasks)) {
     if (entry->d_name[0] == '.') continue;
-    std::ifstream in(absl::StrCat("/proc/self/task/", entry->d_name, "/children"));
-    const std::string text((std::istreambuf_iterator<char>(in)),
-                           std::istreambuf_iterator<char>());
+    const std::string text =
+        ReadSmallFile(absl::StrCat("/proc/self/task/", entry->d_name, "/children"));
     for (absl::string_view word :
          absl::StrSplit(text, ' ', absl::SkipWhitespace())) {
       pid_t pid = 0;
