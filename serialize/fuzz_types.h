@@ -61,21 +61,6 @@ struct GraphNode {
 };
 using Graph = std::vector<std::shared_ptr<GraphNode>>;
 
-// Breaks every cycle of a decoded graph so that it frees.
-inline void BreakCycles(const Graph& roots) {
-  std::vector<std::shared_ptr<GraphNode>> stack(roots.begin(), roots.end());
-  std::set<GraphNode*> seen;
-  std::vector<std::shared_ptr<GraphNode>> all;
-  while (!stack.empty()) {
-    std::shared_ptr<GraphNode> n = std::move(stack.back());
-    stack.pop_back();
-    if (n == nullptr || !seen.insert(n.get()).second) continue;
-    all.push_back(n);
-    for (const auto& o : n->out) stack.push_back(o);
-  }
-  for (const auto& n : all) n->out.clear();
-}
-
 struct Hooked {
   int32_t port = 0;
   TASKFORK_SERIALIZE(port);
@@ -121,10 +106,6 @@ void Check(absl::string_view bytes, int type) {
     if (Encode(*second) != once) Die("round trip is not stable", type);
   } else if constexpr (kCompare == Compare::kEqual) {
     if (!(*first == *second)) Die("round trip changed the value", type);
-  }
-  if constexpr (std::is_same_v<T, Graph>) {
-    BreakCycles(*first);
-    BreakCycles(*second);
   }
 }
 
@@ -216,10 +197,10 @@ inline std::vector<std::string> FuzzSeeds() {
   Graph g{std::make_shared<GraphNode>(), std::make_shared<GraphNode>()};
   g[0]->value = 1;
   g[1]->value = 2;
-  g[0]->out = {g[1], g[0]};
+  g[0]->out = {g[1], g[1]};
   g[1]->parent = g[0];
+  g[0]->parent = g[0];
   AddSeeds(10, g, &seeds);
-  BreakCycles(g);
   AddSeeds(11, absl::StatusOr<std::vector<std::string>>(std::vector<std::string>{"ok"}),
            &seeds);
   AddSeeds(11, absl::StatusOr<std::vector<std::string>>(absl::AbortedError("x")), &seeds);

@@ -108,14 +108,78 @@ void Writer::TooDeep() {
       " levels (a long linked list or a deep tree?); flatten it"));
 }
 
-int64_t Writer::Memo(const void* ptr, const void* tag) {
+bool Writer::Memo(const void* ptr, const void* tag, const std::type_info& type,
+                  uint64_t* id) {
   if (memo_ == nullptr) {
     memo_ = std::make_unique<
         std::map<std::pair<const void*, const void*>, int64_t>>();
   }
   const auto [it, inserted] =
       memo_->emplace(std::make_pair(ptr, tag), static_cast<int64_t>(memo_->size()));
-  return inserted ? -1 : it->second;
+  if (inserted) memo_types_.push_back(&type);
+  *id = static_cast<uint64_t>(it->second);
+  return !inserted;
+}
+
+void Writer::CheckCycles() {
+  const int64_t object = shared_.FindCycle(memo_types_.size());
+  if (object >= 0) {
+    EncodeFatal("serialize::Encode: std::shared_ptrs form a cycle through a " +
+                ShortTypeName(*memo_types_[object]) +
+                " (it would own itself and leak; Decode refuses it): make a "
+                "back edge of the cycle a std::weak_ptr");
+  }
+}
+
+int64_t SharedGraph::FindCycle(size_t objects) const {
+  if (edges_.empty()) return -1;
+  // Kahn's algorithm: peel objects with no remaining strong referrers;
+  // whatever remains lies on or behind a cycle.
+  std::vector<size_t> indegree(objects, 0);
+  std::vector<size_t> first_out(objects + 1, 0);
+  for (const auto& [from, to] : edges_) {
+    ++indegree[to];
+    ++first_out[from + 1];
+  }
+  for (size_t i = 0; i < objects; ++i) first_out[i + 1] += first_out[i];
+  std::vector<uint64_t> out(edges_.size());
+  {
+    std::vector<size_t> fill(first_out.begin(), first_out.end() - 1);
+    for (const auto& [from, to] : edges_) out[fill[from]++] = to;
+  }
+  std::vector<uint64_t> ready;
+  for (size_t i = 0; i < objects; ++i) {
+    if (indegree[i] == 0) ready.push_back(i);
+  }
+  size_t peeled = 0;
+  while (!ready.empty()) {
+    const uint64_t v = ready.back();
+    ready.pop_back();
+    ++peeled;
+    for (size_t e = first_out[v]; e < first_out[v + 1]; ++e) {
+      if (--indegree[out[e]] == 0) ready.push_back(out[e]);
+    }
+  }
+  if (peeled == objects) return -1;
+  // Every remaining object has a remaining referrer: walking referrers
+  // backwards must revisit an object, which lies on a cycle.
+  std::vector<int64_t> referrer(objects, -1);
+  for (const auto& [from, to] : edges_) {
+    if (indegree[from] > 0 && indegree[to] > 0) referrer[to] = static_cast<int64_t>(from);
+  }
+  int64_t v = -1;
+  for (size_t i = 0; i < objects; ++i) {
+    if (indegree[i] > 0) {
+      v = static_cast<int64_t>(i);
+      break;
+    }
+  }
+  std::vector<bool> visited(objects, false);
+  while (!visited[v]) {
+    visited[v] = true;
+    v = referrer[v];
+  }
+  return v;
 }
 
 // --- Reader ----------------------------------------------------------------
@@ -138,9 +202,7 @@ bool Reader::FailWith(absl::Status status) {
 }
 
 void Reader::ClearMemo() {
-  for (MemoEntry& entry : memo_) {
-    if (entry.clear != nullptr) entry.clear(entry.object.get());
-  }
+  for (MemoEntry& entry : memo_) entry.clear(entry.object.get());
 }
 
 bool Reader::Truncated(size_t need, absl::string_view what) {
@@ -238,6 +300,17 @@ bool Reader::Finish() {
   if (pos_ != end_) {
     return Fail(offset(), absl::StrCat(remaining(),
                                        " trailing bytes after the value"));
+  }
+  if (!memo_.empty()) {
+    const int64_t object = shared_.FindCycle(memo_.size());
+    if (object >= 0) {
+      return Fail(memo_[object].offset,
+                  absl::StrCat("shared object #", object,
+                               " lies on a cycle of shared_ptrs (refused: it "
+                               "would own itself and leak; back edges must be "
+                               "weak_ptrs)"),
+                  absl::StatusCode::kInvalidArgument);
+    }
   }
   return true;
 }

@@ -55,11 +55,14 @@
 // Shared objects (pickle's memo): within one Encode call, every object
 // reachable through std::shared_ptr / std::weak_ptr is written once; further
 // pointers to it are written as back-references, so two shared_ptrs to one
-// object decode as two shared_ptrs to one new object, and cycles through
-// shared_ptr/weak_ptr are supported (the decoded cycle owns itself, as the
-// original did). Values nested deeper than kMaxDepth levels are refused:
-// Decode returns kInvalidArgument, Encode CHECK-fails (a programming error:
-// flatten deep structures such as long linked lists).
+// object decode as two shared_ptrs to one new object. Cycles are supported
+// when a std::weak_ptr closes them (parent pointers, doubly linked lists: the
+// usual C++ idiom). A cycle made only of shared_ptrs owns itself and leaks,
+// so it is refused: Encode CHECK-fails naming the type, and Decode returns
+// kInvalidArgument (hostile bytes cannot make a decoded value leak).
+// Values nested deeper than kMaxDepth levels are refused too: Decode returns
+// kInvalidArgument, Encode CHECK-fails (a programming error: flatten deep
+// structures such as long linked lists). Neither recurses without bound.
 #ifndef TASKFORK_SERIALIZE_SERIALIZE_H_
 #define TASKFORK_SERIALIZE_SERIALIZE_H_
 
@@ -240,6 +243,28 @@ struct TypeInfo {
 // Fills `info` from a finished Describer.
 void FinishTypeInfo(Describer& describer, TypeInfo* info);
 
+// The shared objects of one Encode or Decode call (memo ids) and the strong
+// (shared_ptr, not weak_ptr) references between them, to refuse cycles of
+// shared_ptrs, which would own themselves and leak.
+class SharedGraph {
+ public:
+  // The contents of shared object `id` are being coded / are done.
+  void Enter(uint64_t id) { stack_.push_back(id); }
+  void Leave() { stack_.pop_back(); }
+  // A shared_ptr to object `id` is coded here (inside the innermost entered
+  // object, if any).
+  void StrongRef(uint64_t id) {
+    if (!stack_.empty()) edges_.emplace_back(stack_.back(), id);
+  }
+  // Returns an object on a cycle of strong references among `objects`
+  // objects, or -1. Linear in objects + references.
+  int64_t FindCycle(size_t objects) const;
+
+ private:
+  std::vector<uint64_t> stack_;
+  std::vector<std::pair<uint64_t, uint64_t>> edges_;
+};
+
 // ---------------------------------------------------------------------------
 // Writer: appends to a std::string through a raw cursor. The string is grown
 // ahead (zero-filled slack) and cut back to the bytes written by Finish();
@@ -296,9 +321,16 @@ class Writer {
   }
   void Leave() { --depth_; }
 
-  // The shared-object memo: returns the id of (ptr, tag) if it was written
-  // before, else records it under the next id and returns -1.
-  int64_t Memo(const void* ptr, const void* tag);
+  // The shared-object memo: sets *id to the id of (ptr, tag) and returns
+  // true if it was written before; else records it under the next id, sets
+  // *id to that and returns false.
+  bool Memo(const void* ptr, const void* tag, const std::type_info& type,
+            uint64_t* id);
+  SharedGraph& shared() { return shared_; }
+  // CHECK-fails if the shared objects written form a cycle of shared_ptrs.
+  void CheckNoStrongCycles() {
+    if (ABSL_PREDICT_FALSE(memo_ != nullptr)) CheckCycles();
+  }
 
   static void Reverse(char* p, size_t n) {
     for (size_t i = 0; i < n / 2; ++i) std::swap(p[i], p[n - 1 - i]);
@@ -311,6 +343,7 @@ class Writer {
   void Grow(size_t n);
   void BytesSlow(const void* data, size_t n);
   [[noreturn]] void TooDeep();
+  void CheckCycles();
 
   std::string* out_;
   char* cur_;  // next byte to write, in out_'s buffer
@@ -318,6 +351,8 @@ class Writer {
   int depth_ = 0;
   std::unique_ptr<std::map<std::pair<const void*, const void*>, int64_t>>
       memo_;
+  std::vector<const std::type_info*> memo_types_;
+  SharedGraph shared_;
 };
 
 // ---------------------------------------------------------------------------
@@ -332,7 +367,7 @@ class Reader {
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
   ~Reader() {
-    if (ABSL_PREDICT_FALSE(failed_)) ClearMemo();
+    if (ABSL_PREDICT_FALSE(failed_ && !memo_.empty())) ClearMemo();
   }
 
   size_t remaining() const { return static_cast<size_t>(end_ - pos_); }
@@ -402,20 +437,22 @@ class Reader {
   }
   void Leave() { --depth_; }
 
-  // Shared-object memo (ids in order of first appearance). `clear` resets
-  // the object to a default value; on a failed decode it runs for every
-  // memo object, so reference cycles built before the failure are broken and
-  // nothing leaks.
+  // Shared-object memo (ids in order of first appearance). If the decode
+  // fails, `clear` resets every memo object to a default value, which breaks
+  // any cycle of shared_ptrs the refused input had built, so nothing leaks.
   struct MemoEntry {
     std::shared_ptr<void> object;
     const void* tag;
+    size_t offset;  // where the object starts
     void (*clear)(void*);
   };
   std::vector<MemoEntry>& memo() { return memo_; }
+  SharedGraph& shared() { return shared_; }
 
   // Checks the header against `info_`.
   bool Header();
-  // Checks that every byte was consumed.
+  // Checks that every byte was consumed and that the shared objects form no
+  // cycle of shared_ptrs.
   bool Finish();
   absl::Status status() && { return std::move(status_); }
 
@@ -434,6 +471,7 @@ class Reader {
   const TypeInfo* info_;
   int depth_ = 0;
   std::vector<MemoEntry> memo_;
+  SharedGraph shared_;
   absl::Status status_;
 };
 
@@ -1216,23 +1254,32 @@ struct SharedCodec {
     d.Both("&");
     DescribeType<V>(d);
   }
-  static void EncodeShared(const T* p, Writer& w) {
+  // `weak`: whether the pointer is a weak_ptr.
+  static void EncodeShared(const T* p, bool weak, Writer& w) {
     if (p == nullptr) {
       w.Byte(0);
       return;
     }
-    const int64_t id = w.Memo(p, TagOf<V>());
-    if (id >= 0) {
-      w.Varint(static_cast<uint64_t>(id) + 2);
+    uint64_t id;
+    const bool seen = w.Memo(p, TagOf<V>(), typeid(V), &id);
+    if (!weak) w.shared().StrongRef(id);
+    if (seen) {
+      w.Varint(id + 2);
       return;
     }
     CheckExactType(*p);
     w.Enter();
     w.Byte(1);
+    w.shared().Enter(id);
     EncodeValue(*p, w);
+    w.shared().Leave();
     w.Leave();
   }
-  static bool DecodeShared(Reader& r, std::shared_ptr<T>& out) {
+  static bool DecodeShared(Reader& r, bool weak, std::shared_ptr<T>& out) {
+    static_assert(std::is_move_assignable_v<V>,
+                  "taskfork::serialize: Decode of std::shared_ptr<T> or "
+                  "std::weak_ptr<T> needs a move-assignable T (to reset "
+                  "objects of refused input)");
     const size_t at = r.offset();
     uint64_t tag;
     if (!r.Varint(&tag, "shared_ptr tag")) return false;
@@ -1254,6 +1301,7 @@ struct SharedCodec {
                               std::to_string(id) +
                               ", which has a different type");
       }
+      if (!weak) r.shared().StrongRef(id);
       out = std::static_pointer_cast<V>(memo[id].object);
       return true;
     }
@@ -1264,13 +1312,14 @@ struct SharedCodec {
     } else {
       v.reset(Access::New<V>());
     }
-    // Registered before its contents decode, so cycles resolve to it.
-    void (*clear)(void*) = nullptr;
-    if constexpr (std::is_move_assignable_v<V>) {
-      clear = [](void* p) { *static_cast<V*>(p) = MakeDefault<V>(); };
-    }
-    memo.push_back({v, TagOf<V>(), clear});
+    // Registered before its contents decode, so back edges resolve to it.
+    const uint64_t id = memo.size();
+    memo.push_back({v, TagOf<V>(), at,
+                    [](void* p) { *static_cast<V*>(p) = MakeDefault<V>(); }});
+    if (!weak) r.shared().StrongRef(id);
+    r.shared().Enter(id);
     if (!DecodeValue(r, *v)) return false;
+    r.shared().Leave();
     out = std::move(v);
     r.Leave();
     return true;
@@ -1280,10 +1329,10 @@ struct SharedCodec {
 template <typename T>
 struct Codec<std::shared_ptr<T>> : SharedCodec<T> {
   static void Encode(const std::shared_ptr<T>& p, Writer& w) {
-    SharedCodec<T>::EncodeShared(p.get(), w);
+    SharedCodec<T>::EncodeShared(p.get(), /*weak=*/false, w);
   }
   static bool Decode(Reader& r, std::shared_ptr<T>& p) {
-    return SharedCodec<T>::DecodeShared(r, p);
+    return SharedCodec<T>::DecodeShared(r, /*weak=*/false, p);
   }
 };
 
@@ -1293,11 +1342,11 @@ template <typename T>
 struct Codec<std::weak_ptr<T>> : SharedCodec<T> {
   static void Encode(const std::weak_ptr<T>& p, Writer& w) {
     const std::shared_ptr<T> locked = p.lock();
-    SharedCodec<T>::EncodeShared(locked.get(), w);
+    SharedCodec<T>::EncodeShared(locked.get(), /*weak=*/true, w);
   }
   static bool Decode(Reader& r, std::weak_ptr<T>& p) {
     std::shared_ptr<T> s;
-    if (!SharedCodec<T>::DecodeShared(r, s)) return false;
+    if (!SharedCodec<T>::DecodeShared(r, /*weak=*/true, s)) return false;
     p = s;
     return true;
   }
@@ -1548,6 +1597,7 @@ void EncodeTo(const T& value, std::string* out) {
   serialize_internal::Writer writer(out);
   writer.Bytes(info.header.data(), info.header.size());
   serialize_internal::EncodeValue(value, writer);
+  writer.CheckNoStrongCycles();
   writer.Finish();
 }
 

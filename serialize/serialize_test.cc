@@ -385,7 +385,9 @@ struct Ring {
   TASKFORK_SERIALIZE(name, next, prev);
 };
 
-TEST(SerializePointers, CyclesAreSupported) {
+TEST(SerializePointers, CyclesThroughWeakPtrAreSupported) {
+  // A doubly linked ring: strong `next` edges a -> b -> c, weak `prev`
+  // edges back, and a weak edge from the head to itself.
   auto a = std::make_shared<Ring>();
   auto b = std::make_shared<Ring>();
   auto c = std::make_shared<Ring>();
@@ -394,32 +396,74 @@ TEST(SerializePointers, CyclesAreSupported) {
   c->name = "c";
   a->next = b;
   b->next = c;
-  c->next = a;  // a strong cycle
-  a->prev = c;
+  a->prev = a;
   b->prev = a;
   c->prev = b;
   absl::StatusOr<std::shared_ptr<Ring>> d = RoundTrip(a);
-  c->next = nullptr;  // break the original cycle
   ASSERT_TRUE(d.ok()) << d.status();
   std::shared_ptr<Ring> da = *d;
   EXPECT_EQ(da->name, "a");
   EXPECT_EQ(da->next->name, "b");
   EXPECT_EQ(da->next->next->name, "c");
-  EXPECT_EQ(da->next->next->next, da);
-  EXPECT_EQ(da->prev.lock(), da->next->next);
+  EXPECT_EQ(da->next->next->next, nullptr);
+  EXPECT_EQ(da->prev.lock(), da);
   EXPECT_EQ(da->next->prev.lock(), da);
-  da->next->next->next = nullptr;  // break the decoded cycle (no leak)
+  EXPECT_EQ(da->next->next->prev.lock(), da->next);
+  // Nothing else owns the decoded ring: it frees with its head.
+  std::weak_ptr<Ring> tail = da->next->next;
+  da.reset();
+  d = absl::UnknownError("drop");
+  EXPECT_TRUE(tail.expired());
 }
 
-TEST(SerializePointers, SelfCycle) {
+TEST(SerializePointers, WeakBackEdgeThroughAWeakParent) {
+  // root -(weak)-> x -(shared)-> root: no cycle of shared_ptrs.
+  auto root = std::make_shared<Ring>();
+  auto x = std::make_shared<Ring>();
+  root->name = "root";
+  root->prev = x;
+  x->name = "x";
+  x->next = root;
+  std::pair<std::shared_ptr<Ring>, std::shared_ptr<Ring>> both{root, x};
+  auto d = RoundTrip(both);
+  x->next = nullptr;
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->first->prev.lock(), d->second);
+  EXPECT_EQ(d->second->next, d->first);
+  d->second->next = nullptr;
+}
+
+TEST(SerializeDeathTest, StrongCycleCheckFails) {
   auto a = std::make_shared<Ring>();
-  a->name = "self";
-  a->next = a;
-  absl::StatusOr<std::shared_ptr<Ring>> d = RoundTrip(a);
-  a->next = nullptr;
-  ASSERT_TRUE(d.ok());
-  EXPECT_EQ((*d)->next, *d);
-  (*d)->next = nullptr;
+  auto b = std::make_shared<Ring>();
+  a->next = b;
+  b->next = a;
+  EXPECT_DEATH(Encode(a), "form a cycle through a Ring");
+  b->next = nullptr;
+  auto self = std::make_shared<Ring>();
+  self->next = self;
+  EXPECT_DEATH(Encode(self), "make a back edge of the cycle a std::weak_ptr");
+  self->next = nullptr;
+}
+
+struct Ring2 {
+  std::string name;
+  std::weak_ptr<Ring2> prev;
+  std::shared_ptr<Ring2> next;
+  TASKFORK_SERIALIZE(name, prev, next);
+};
+
+TEST(SerializeDeathTest, StrongCycleFirstReachedThroughWeakPtrCheckFails) {
+  // d -(weak)-> c -(shared)-> d, then d -(shared)-> c: a cycle of shared_ptrs
+  // whose first edge was written as a weak one.
+  auto d = std::make_shared<Ring2>();
+  auto c = std::make_shared<Ring2>();
+  d->prev = c;
+  c->next = d;
+  d->next = c;
+  EXPECT_DEATH(Encode(d), "form a cycle through a Ring2");
+  c->next = nullptr;
+  EXPECT_TRUE(RoundTrip(d).ok());
 }
 
 TEST(SerializePointers, WeakPtrWithoutOwnerDecodesExpired) {
