@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -11,7 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "fork/pcall.h"
 #include "glog/logging.h"
+#include "ipc/queue.h"
 #include "reporter/client.h"
 #include "runner/task_function.h"
 
@@ -52,6 +56,81 @@ TASKFORK_TASK(always_fails)(TaskContext& context) {
   }
   LOG(ERROR) << "link eth0 is down";
   return absl::FailedPreconditionError("eth0 is down (a demo failure)");
+}
+
+// pyATS pcall inside a task: each argument is squared in its own forked child
+// (whose log becomes TaskLog.pcall:pid-<pid>, merged back into this task's
+// log after the call); results come back typed, in argument order.
+TASKFORK_TASK(pcall_squares)(TaskContext& context) {
+  std::vector<int64_t> numbers;
+  for (const std::string& arg : context.args()) {
+    int64_t n;
+    if (!absl::SimpleAtoi(arg, &n)) {
+      return absl::InvalidArgumentError(absl::StrCat("not a number: ", arg));
+    }
+    numbers.push_back(n);
+  }
+  absl::StatusOr<std::vector<int64_t>> squares = Pcall(
+      [](int64_t n) {
+        LOG(INFO) << "child " << ::getpid() << " squares " << n;
+        return n * n;
+      },
+      numbers);
+  if (!squares.ok()) return squares.status();
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    LOG(INFO) << numbers[i] << "^2 = " << (*squares)[i];
+    if ((*squares)[i] != numbers[i] * numbers[i]) {
+      return absl::InternalError("wrong square");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Moves data between forked children through a shared-memory ipc::Queue:
+// args[0] producers each put args[1] records; this task consumes them all.
+TASKFORK_TASK(queue_pipeline)(TaskContext& context) {
+  int producers = 2, per_producer = 1000;
+  if (context.args().size() >= 2 &&
+      (!absl::SimpleAtoi(context.args()[0], &producers) ||
+       !absl::SimpleAtoi(context.args()[1], &per_producer))) {
+    return absl::InvalidArgumentError("args: producers records_each");
+  }
+  absl::StatusOr<ipc::Queue> queue = ipc::Queue::Create({.capacity_bytes = 1 << 16});
+  if (!queue.ok()) return queue.status();
+  std::vector<int> ids(producers);
+  for (int i = 0; i < producers; ++i) ids[i] = i;
+  // The producers run in forked children (Pcall) while this process consumes.
+  int64_t sum = 0;
+  absl::Status consumed;
+  std::thread consumer([&] {
+    for (int n = 0; n < producers * per_producer; ++n) {
+      absl::StatusOr<std::pair<int, int>> item =
+          queue->GetValue<std::pair<int, int>>(absl::Seconds(30));
+      if (!item.ok()) {
+        consumed = item.status();
+        return;
+      }
+      sum += item->second;
+    }
+  });
+  absl::StatusOr<std::vector<int>> sent = Pcall(
+      [&](int producer) {
+        for (int k = 0; k < per_producer; ++k) {
+          if (!queue->PutValue(std::make_pair(producer, k)).ok()) return k;
+        }
+        return per_producer;
+      },
+      ids);
+  consumer.join();
+  if (!sent.ok()) return sent.status();
+  if (!consumed.ok()) return consumed;
+  const int64_t expected =
+      static_cast<int64_t>(producers) * per_producer * (per_producer - 1) / 2;
+  LOG(INFO) << producers << " producers sent " << producers * per_producer
+            << " records through the queue; sum " << sum;
+  return sum == expected ? absl::OkStatus()
+                         : absl::DataLossError(absl::StrCat(
+                               "sum ", sum, ", expected ", expected));
 }
 
 // Sleeps for args[0] seconds (default 3600): the demo's timeout victim.
