@@ -266,7 +266,10 @@ class SummaryReporter : public benchmark::ConsoleReporter {
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& run : runs) {
       auto it = run.counters.find("events/s");
-      if (it != run.counters.end() && !run.error_occurred) {
+      // With --benchmark_repetitions, keep the median.
+      const bool wanted = run.run_type == Run::RT_Iteration ||
+                          run.aggregate_name == "median";
+      if (it != run.counters.end() && !run.error_occurred && wanted) {
         // kIsRate counters are finalized by the time they are reported.
         const std::string name = run.benchmark_name();
         Rates()[name.substr(0, name.find('/'))] = it->second.value;
