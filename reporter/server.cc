@@ -47,7 +47,13 @@ constexpr size_t kReadBudget = 1 << 20;
 // How long the server waits for slow subscribers when it finalizes.
 constexpr absl::Duration kSubscriberFlushTimeout = absl::Seconds(2);
 
+// wait_status when someone else (a runner's waitpid(-1)) reaped the server.
+constexpr int kReapedElsewhere = -1;
+
 std::string DescribeWaitStatus(int status) {
+  if (status == kReapedElsewhere) {
+    return "ended and was reaped by another waitpid() (ECHILD)";
+  }
   if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {
     const char* name = ::sigabbrev_np(WTERMSIG(status));
@@ -619,8 +625,11 @@ class ServerLoop {
   int exit_code_ = 0;
 };
 
-// Forks the server process. (Raw fork for now; //fork:process can replace
-// this function without changing the server.)
+// Forks the server process. Raw ::fork() rather than //fork:process on
+// purpose: a taskfork::Process handle SIGKILLs its child when destroyed, also
+// in a task process forked from the runner that happens to run destructors,
+// while this handle must stay inert there (Impl::InOwner()). The at-fork
+// handlers run either way (glibc fork).
 absl::StatusOr<pid_t> ForkServer(absl::AnyInvocable<int()> body) {
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoError(errno, "fork reporter server");
@@ -674,8 +683,11 @@ struct ReporterServer::Impl {
     } else {
       ::kill(pid, SIGKILL);  // cannot wait with a deadline: do not hang
     }
-    if (RetryOnEintr([&] { return ::waitpid(pid, &status, 0); }) == pid) {
+    const pid_t r = RetryOnEintr([&] { return ::waitpid(pid, &status, 0); });
+    if (r == pid) {
       wait_status = status;
+    } else if (r < 0 && errno == ECHILD) {
+      wait_status = kReapedElsewhere;
     }
   }
 
@@ -849,8 +861,11 @@ absl::Status ReporterServer::CheckAlive() {
   if (impl_->pid <= 0) return absl::FailedPreconditionError("no server process");
   if (!impl_->wait_status) {
     int status = 0;
-    if (::waitpid(impl_->pid, &status, WNOHANG) == impl_->pid) {
+    const pid_t r = ::waitpid(impl_->pid, &status, WNOHANG);
+    if (r == impl_->pid) {
       impl_->wait_status = status;
+    } else if (r < 0 && errno == ECHILD) {
+      impl_->wait_status = kReapedElsewhere;
     } else if (impl_->control.valid()) {
       // The server closes its end only as it dies; a dying process is not
       // reapable for a moment, so wait for it then (bounded).

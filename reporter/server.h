@@ -100,7 +100,9 @@ class ReporterServer {
   // socket files; no report is written (use a ReportBuilder to write one).
   ~ReporterServer();
 
-  // The server process.
+  // The server process. Do not reap it yourself: a runner that calls
+  // waitpid(-1, ...) must skip this pid (or CheckAlive() can only say that
+  // it ended, not how).
   pid_t pid() const;
   // What clients connect to (give it to tasks, e.g. in
   // TASKFORK_REPORTER_SOCKET).

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -586,6 +587,24 @@ TEST(ReporterServerTest, RunnerDeathMakesServerWriteTheReport) {
   const std::string json = ReadFile(dir + "/results.json");
   EXPECT_THAT(json, HasSubstr("\"orphan\""));
   EXPECT_FALSE(Exists(dir + "/reporter.sock"));
+}
+
+}  // namespace
+}  // namespace taskfork::reporter
+
+namespace taskfork::reporter {
+namespace {
+
+TEST(ReporterServerTest, ServerReapedByARunnerWaitpidIsReportedDead) {
+  const std::string dir = MakeTempDir();
+  auto server = ReporterServer::Start(Options(dir));
+  ASSERT_THAT(server, IsOk());
+  ASSERT_EQ(::kill(server->pid(), SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(server->pid(), &status, 0), server->pid());
+  EXPECT_THAT(server->CheckAlive(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("ECHILD")));
+  EXPECT_THAT(server->Finalize(), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 }  // namespace
