@@ -9,12 +9,7 @@
 #include "base/status_macros.h"
 #include "ipc/internal/sync.h"
 
-namespace taskfork::ipc {
-
-using ipc_internal::Deadline;
-using ipc_internal::RingIndices;
-using ipc_internal::RingView;
-using ipc_internal::RobustMutex;
+namespace taskfork::ipc_internal {
 
 // The header at the start of a queue's segment; the ring's bytes follow at
 // kDataOffset. Every field is valid when zero except the mutexes, which the
@@ -28,6 +23,16 @@ struct QueueShared {
   alignas(64) RobustMutex consumer_mu;
   alignas(64) RingIndices ring;
 };
+
+}  // namespace taskfork::ipc_internal
+
+namespace taskfork::ipc {
+
+using ipc_internal::Deadline;
+using ipc_internal::QueueShared;
+using ipc_internal::RingIndices;
+using ipc_internal::RingView;
+using ipc_internal::RobustMutex;
 
 namespace {
 

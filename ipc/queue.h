@@ -46,9 +46,12 @@
 #include "ipc/shared_memory.h"
 #include "serialize/serialize.h"
 
+namespace taskfork::ipc_internal {
+struct QueueShared;  // the segment's header (queue.cc)
+}  // namespace taskfork::ipc_internal
+
 namespace taskfork::ipc {
 
-struct QueueShared;  // the segment's header (queue.cc)
 class WaitTarget;
 
 struct QueueOptions {
@@ -152,7 +155,7 @@ class Queue {
                        const ipc_internal::Deadline& deadline, bool wait);
 
   SharedMemory shm_;
-  QueueShared* shared_ = nullptr;
+  ipc_internal::QueueShared* shared_ = nullptr;
   ipc_internal::RingView ring_;
 };
 
