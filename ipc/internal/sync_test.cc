@@ -1,0 +1,150 @@
+#include "ipc/internal/sync.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <new>
+
+#include "absl/time/clock.h"
+#include "base/fd.h"
+#include "base/status_matchers.h"
+#include "gtest/gtest.h"
+#include "ipc/shared_memory.h"
+
+namespace taskfork::ipc_internal {
+namespace {
+
+using ::taskfork::testing::IsOk;
+
+struct Shared {
+  RobustMutex mu;
+  Event event;
+  std::atomic<uint32_t> flag{0};
+};
+
+Shared* MakeShared(ipc::SharedMemory* shm) {
+  auto created = ipc::SharedMemory::CreateAnonymous(sizeof(Shared));
+  if (!created.ok()) return nullptr;
+  *shm = std::move(*created);
+  auto* shared = new (shm->data()) Shared;
+  shared->mu.Init();
+  return shared;
+}
+
+// A child locks `mu` and tells us over a pipe; then it stays (or dies).
+pid_t ChildHoldingLock(Shared* shared, bool die) {
+  auto pipe = OwnedFd::Pipe();
+  if (!pipe.ok()) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    shared->mu.Lock();
+    (void)::write(pipe->write.get(), "x", 1);
+    if (die) ::raise(SIGKILL);
+    for (;;) ::pause();
+  }
+  pipe->write.Close().IgnoreError();
+  char c;
+  if (::read(pipe->read.get(), &c, 1) != 1) return -1;
+  return pid;
+}
+
+TEST(Deadline, NeverAndExpiry) {
+  EXPECT_TRUE(Deadline::Never().never());
+  EXPECT_FALSE(Deadline::Never().Expired());
+  EXPECT_TRUE(Deadline::After(absl::InfiniteDuration()).never());
+  EXPECT_TRUE(Deadline::After(absl::ZeroDuration()).Expired());
+  EXPECT_TRUE(Deadline::After(-absl::Seconds(1)).Expired());
+  EXPECT_FALSE(Deadline::After(absl::Hours(1)).Expired());
+}
+
+TEST(RobustMutex, LockTimesOutWhileAnotherProcessHoldsIt) {
+  ipc::SharedMemory shm;
+  Shared* shared = MakeShared(&shm);
+  ASSERT_NE(shared, nullptr);
+  const pid_t pid = ChildHoldingLock(shared, /*die=*/false);
+  ASSERT_GT(pid, 0);
+  const absl::Time start = absl::Now();
+  EXPECT_FALSE(shared->mu.Lock(Deadline::After(absl::Milliseconds(50))));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, 0);
+  // The holder died: the next Lock gets the mutex and is told so.
+  bool owner_died = false;
+  ASSERT_TRUE(shared->mu.Lock(Deadline::After(absl::Seconds(10)), &owner_died));
+  EXPECT_TRUE(owner_died);
+  shared->mu.Unlock();
+  ASSERT_TRUE(shared->mu.Lock(Deadline::Never(), &owner_died));
+  EXPECT_FALSE(owner_died);  // consistent again
+  shared->mu.Unlock();
+}
+
+TEST(RobustMutex, HolderDyingWakesABlockedLocker) {
+  ipc::SharedMemory shm;
+  Shared* shared = MakeShared(&shm);
+  ASSERT_NE(shared, nullptr);
+  const pid_t pid = ChildHoldingLock(shared, /*die=*/true);
+  ASSERT_GT(pid, 0);
+  bool owner_died = false;
+  ASSERT_TRUE(shared->mu.Lock(Deadline::After(absl::Seconds(30)), &owner_died));
+  EXPECT_TRUE(owner_died);
+  shared->mu.Unlock();
+  ::waitpid(pid, nullptr, 0);
+}
+
+TEST(WaitFor, TimesOutAbortsAndWakes) {
+  ipc::SharedMemory shm;
+  Shared* shared = MakeShared(&shm);
+  ASSERT_NE(shared, nullptr);
+  int budget = kMinSpin;
+  auto ready = [&] { return shared->flag.load() != 0; };
+  EXPECT_EQ(WaitFor(shared->event, ready, Deadline::After(absl::Milliseconds(20)),
+                    &budget, [] { return false; }),
+            WaitResult::kTimedOut);
+  EXPECT_EQ(WaitFor(shared->event, ready, Deadline::Never(), &budget,
+                    [] { return true; }),
+            WaitResult::kAborted);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // Give the parent time to fall asleep (not needed for correctness).
+    std::atomic<uint32_t> never{0};
+    FutexWait(&never, 0, Deadline::After(absl::Milliseconds(50)).CappedAt(
+                             absl::InfiniteDuration()));
+    shared->flag.store(1);
+    shared->event.Notify();
+    ::_exit(0);
+  }
+  EXPECT_EQ(WaitFor(shared->event, ready, Deadline::After(absl::Seconds(30)),
+                    &budget, [] { return false; }),
+            WaitResult::kReady);
+  ::waitpid(pid, nullptr, 0);
+  EXPECT_GE(budget, kMinSpin);
+  EXPECT_LE(budget, kMaxSpin);
+}
+
+TEST(FutexWaitAny, ReturnsWhenOneWordChanges) {
+  auto created = ipc::SharedMemory::CreateAnonymous(4096);
+  ASSERT_THAT(created, IsOk());
+  auto* words = new (created->data()) std::atomic<uint32_t>[2];
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::atomic<uint32_t> never{0};
+    FutexWait(&never, 0, Deadline::After(absl::Milliseconds(20)).CappedAt(
+                             absl::InfiniteDuration()));
+    words[1].store(1);
+    FutexWakeAll(&words[1]);
+    ::_exit(0);
+  }
+  const FutexWaiter waiters[] = {{&words[0], 0}, {&words[1], 0}};
+  const absl::Time start = absl::Now();
+  while (words[1].load() == 0 && absl::Now() - start < absl::Seconds(30)) {
+    FutexWaitAny(waiters, Deadline::After(absl::Seconds(30)).CappedAt(
+                              absl::InfiniteDuration()));
+  }
+  EXPECT_EQ(words[1].load(), 1);
+  ::waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+}  // namespace taskfork::ipc_internal
