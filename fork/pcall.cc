@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>  // NOLINT
 #include <optional>
+#include <new>
 #include <shared_mutex>  // NOLINT: a pthread rwlock, reset across fork below.
 #include <string>
 #include <utility>
@@ -39,7 +40,11 @@ struct JoinHooks {
     AtForkHandlers handlers;
     handlers.prepare = [this] { mu.lock(); };
     handlers.parent = [this] { mu.unlock(); };
-    handlers.child = [this] { mu.unlock(); };
+    // Not mu.unlock(): glibc's rwlock unlock compares the writer's thread id
+    // with the caller's, which differs in the child, and would take it for a
+    // reader's unlock and leave the lock held (a nested fork in the child
+    // then hangs in prepare). The child has one thread: start afresh.
+    handlers.child = [this] { new (&mu) std::shared_mutex(); };
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }
   std::shared_mutex mu;
