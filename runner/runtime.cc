@@ -243,6 +243,15 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
     }
   }
 
+  auto supervisor = Supervisor::Create();
+  if (supervisor.ok()) {
+    runtime->supervisor_.emplace(std::move(*supervisor));
+  } else {
+    LOG(WARNING) << "not a subreaper, escaped task descendants cannot be "
+                    "found: "
+                 << supervisor.status();
+  }
+
   reporter::ReporterServerOptions server_options;
   server_options.runinfo_dir = info.dir();
   server_options.job_name = opts.job_name;
@@ -558,6 +567,27 @@ int Runtime::Finish() {
           absl::StrCat("no report written: ", paths.status().ToString()));
       infrastructure_failed_ = true;
     }
+  }
+
+  // Descendants that escaped their task's group were re-parented to us; the
+  // reporter server (forked without a Process handle) is gone by now.
+  if (supervisor_.has_value()) {
+    const auto killed = supervisor_->KillOrphans(options_.termination_grace);
+    if (!killed.ok()) {
+      LOG(ERROR) << "cannot end escaped processes: " << killed.status();
+    } else if (!killed->empty()) {
+      std::string pids;
+      for (const ExitStatus& orphan : *killed) {
+        absl::StrAppend(&pids, pids.empty() ? "" : ", ", orphan.pid);
+      }
+      const std::string warning = absl::StrCat(
+          killed->size(), " process(es) that escaped their task's process "
+                          "group were still running and were killed (pid ",
+          pids, ")");
+      LOG(WARNING) << warning;
+      warnings_.push_back(warning);
+    }
+    supervisor_.reset();
   }
 
   JobSummary summary;

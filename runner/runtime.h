@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "fork/process.h"
+#include "fork/supervisor.h"
 #include "glog/logging.h"
 #include "reporter/result.h"
 #include "reporter/server.h"
@@ -216,6 +217,9 @@ class Runtime {
   RunInfo runinfo_;
   absl::Time start_time_ = absl::Now();
   std::optional<reporter::ReporterServer> reporter_;
+  // The runner is a child subreaper: descendants that escaped their task's
+  // process group (setsid, double fork) end up here and are killed at Finish.
+  std::optional<Supervisor> supervisor_;
   std::vector<std::unique_ptr<Task>> tasks_;
   std::optional<Progress> progress_;
   std::vector<std::string> warnings_;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -95,6 +96,34 @@ TASKFORK_TASK(e2e_grandchild)(TaskContext& context) {
     PauseForever();
   }
   PauseForever();
+}
+
+// args: announce_fifo. Leaves a daemon behind: a double fork into a new
+// session that ignores SIGTERM and announces itself; the task then passes.
+TASKFORK_TASK(e2e_daemon)(TaskContext& context) {
+  const std::string fifo = context.args().at(0);
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return ErrnoError(errno, "pipe2");
+  const pid_t child = ::fork();
+  if (child < 0) return ErrnoError(errno, "fork");
+  if (child == 0) {
+    ::setsid();
+    if (::fork() == 0) {
+      ::signal(SIGTERM, SIG_IGN);
+      (void)Announce(fifo, ::getpid());
+      (void)!::write(ready[1], "x", 1);  // Now the task may end.
+      PauseForever();
+    }
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  int status;
+  ::waitpid(child, &status, 0);
+  char byte;
+  while (::read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  ::close(ready[0]);
+  return absl::OkStatus();
 }
 
 // args: seconds, directory. Records "<start_us> <end_us>" in

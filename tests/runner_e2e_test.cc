@@ -213,7 +213,7 @@ TEST_F(RunnerE2ETest, BadSpecExitsTwoBeforeAnythingRuns) {
             2);
   EXPECT_THAT(Stderr(), HasSubstr("job.textpb:3:3: task \"Task-1\": unknown "
                                   "function \"e2e_nope\"; known functions: "
-                                  "e2e_announce, e2e_crash"));
+                                  "e2e_announce, e2e_crash, e2e_daemon"));
   struct stat st;
   EXPECT_NE(::stat((dir_ + "/runs").c_str(), &st), 0) << "runinfo was created";
   EXPECT_EQ(Run("task { function { name: \"e2e_ok\" } } }"), 2);
@@ -336,6 +336,25 @@ TEST_F(RunnerE2ETest, TimeoutAbortsAndKillsGrandchildrenIgnoringSigterm) {
   } else {
     EXPECT_EQ(::kill(grandchild, 0), -1) << "grandchild still alive";
   }
+}
+
+TEST_F(RunnerE2ETest, EscapedDaemonIsKilledAtTheEnd) {
+  const std::string fifo = MakeFifo("announce");
+  std::vector<std::string> args = {"--runinfo_dir=" + dir_ + "/runs"};
+  args.push_back(WriteSpec(absl::StrCat(
+      "termination_grace: \"0.2s\"\n"
+      "task { id: \"leaky\" function { name: \"e2e_daemon\" args: \"",
+      fifo, "\" } }\n")));
+  Process runner = StartRunner(args);
+  const pid_t daemon = ReadAnnouncement(fifo);
+  ASSERT_GT(daemon, 0);
+  EXPECT_EQ(Finish(runner), 0);
+  EXPECT_EQ(ResultOf(TaskOf(Results(), "leaky")), "passed");
+  EXPECT_THAT(Stdout(), HasSubstr(absl::StrCat(
+                            "escaped their task's process group were still "
+                            "running and were killed (pid ",
+                            daemon, ")")));
+  EXPECT_EQ(::kill(daemon, 0), -1) << "the daemon survived the run";
 }
 
 TEST_F(RunnerE2ETest, FirstInterruptAbortsRunningBlocksPendingAndReports) {
