@@ -481,7 +481,7 @@ TEST(ReporterServerTest, ServerKilledMidRunClientGetsErrorsNoHang) {
   ASSERT_THAT(server, IsOk());
   ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
   ReportClientOptions o = ClientOptions(server->socket_path(), "t1");
-  o.io_timeout = absl::Seconds(5);
+  o.io_timeout = absl::Seconds(60);  // a hang would show as >= 60 s per call
   o.connect_attempts = 2;
   auto client = ReportClient::Connect(o);
   ASSERT_THAT(client, IsOk());
@@ -501,7 +501,7 @@ TEST(ReporterServerTest, ServerKilledMidRunClientGetsErrorsNoHang) {
   EXPECT_THAT(client->StartSection("again"), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(s.Stop(), StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_THAT(client->status(), StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(4));  // no io_timeout waits
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30));  // no io_timeout waits
 
   EXPECT_THAT(server->CheckAlive(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("killed by SIGKILL")));
