@@ -51,15 +51,37 @@ Record MakeRecord() {
   return r;
 }
 
+// Page faults (mostly copy-on-write after fork) of the parent and of the
+// reaped children so far.
+struct Faults {
+  static Faults Now() {
+    rusage self, children;
+    ::getrusage(RUSAGE_SELF, &self);
+    ::getrusage(RUSAGE_CHILDREN, &children);
+    return {self.ru_minflt, children.ru_minflt};
+  }
+  long parent;
+  long children;
+};
+
 // The children's CPU time per operation, as a counter (the parent's is the
-// CPU column): shows where the time goes on a loaded machine.
-void CountChildCpu(benchmark::State& state, absl::Duration total) {
+// CPU column), and page faults per operation: where the time goes.
+void CountChildCpu(benchmark::State& state, absl::Duration total,
+                   const Faults& before) {
+  const Faults after = Faults::Now();
   state.counters["child_cpu_us"] = benchmark::Counter(
       absl::ToDoubleMicroseconds(total), benchmark::Counter::kAvgIterations);
+  state.counters["parent_faults"] = benchmark::Counter(
+      static_cast<double>(after.parent - before.parent),
+      benchmark::Counter::kAvgIterations);
+  state.counters["child_faults"] = benchmark::Counter(
+      static_cast<double>(after.children - before.children),
+      benchmark::Counter::kAvgIterations);
 }
 
 void BM_RawFork_ExitWait(benchmark::State& state) {
   absl::Duration child_cpu;
+  const Faults faults = Faults::Now();
   for (auto _ : state) {
     const pid_t pid = ::fork();
     if (pid == 0) ::_exit(0);
@@ -73,12 +95,13 @@ void BM_RawFork_ExitWait(benchmark::State& state) {
     child_cpu += absl::DurationFromTimeval(usage.ru_utime) +
                  absl::DurationFromTimeval(usage.ru_stime);
   }
-  CountChildCpu(state, child_cpu);
+  CountChildCpu(state, child_cpu, faults);
 }
 BENCHMARK(BM_RawFork_ExitWait)->UseRealTime();
 
 void BM_Process_StartJoin(benchmark::State& state) {
   absl::Duration child_cpu;
+  const Faults faults = Faults::Now();
   for (auto _ : state) {
     absl::StatusOr<Process> p = Process::Start({}, [] { return 0; });
     if (!p.ok()) {
@@ -92,13 +115,14 @@ void BM_Process_StartJoin(benchmark::State& state) {
     }
     child_cpu += status->user_cpu + status->system_cpu;
   }
-  CountChildCpu(state, child_cpu);
+  CountChildCpu(state, child_cpu, faults);
 }
 BENCHMARK(BM_Process_StartJoin)->UseRealTime();
 
 void BM_Process_StartJoin_Result(benchmark::State& state) {
   const Record record = MakeRecord();
   absl::Duration child_cpu;
+  const Faults faults = Faults::Now();
   for (auto _ : state) {
     auto p = ProcessWithResult<Record>::Start({}, [&record] { return record; });
     if (!p.ok()) {
@@ -113,7 +137,7 @@ void BM_Process_StartJoin_Result(benchmark::State& state) {
     benchmark::DoNotOptimize(*result);
     child_cpu += p->exit_status()->user_cpu + p->exit_status()->system_cpu;
   }
-  CountChildCpu(state, child_cpu);
+  CountChildCpu(state, child_cpu, faults);
 }
 BENCHMARK(BM_Process_StartJoin_Result)->UseRealTime();
 
@@ -122,6 +146,7 @@ constexpr int kCalls = 100;
 void BM_RawFork_100(benchmark::State& state) {
   std::vector<pid_t> pids(kCalls);
   absl::Duration child_cpu;
+  const Faults faults = Faults::Now();
   for (auto _ : state) {
     for (int i = 0; i < kCalls; ++i) {
       pids[i] = ::fork();
@@ -137,7 +162,7 @@ void BM_RawFork_100(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(state.iterations() * kCalls);
-  CountChildCpu(state, child_cpu);
+  CountChildCpu(state, child_cpu, faults);
 }
 BENCHMARK(BM_RawFork_100)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
@@ -145,6 +170,7 @@ void BM_Pcall_100(benchmark::State& state) {
   std::vector<int> args(kCalls);
   for (int i = 0; i < kCalls; ++i) args[i] = i;
   absl::Duration child_cpu;
+  const Faults faults = Faults::Now();
   for (auto _ : state) {
     // PcallDetailed costs what Pcall does and also has each child's rusage.
     PcallResults<int> results = PcallDetailed([](int i) { return i; }, args);
@@ -158,7 +184,7 @@ void BM_Pcall_100(benchmark::State& state) {
     benchmark::DoNotOptimize(results);
   }
   state.SetItemsProcessed(state.iterations() * kCalls);
-  CountChildCpu(state, child_cpu);
+  CountChildCpu(state, child_cpu, faults);
 }
 BENCHMARK(BM_Pcall_100)->UseRealTime()->Unit(benchmark::kMicrosecond);
 

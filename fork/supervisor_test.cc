@@ -67,11 +67,15 @@ bool IsSubreaper() {
 
 // A Process whose descendant escapes its process group: child -> setsid()
 // intermediate -> grandchild; the intermediate exits at once, so the
-// grandchild is re-parented to the nearest subreaper. Returns the escaped pid.
+// grandchild is re-parented to the nearest subreaper. Returns the escaped pid
+// once the intermediate has exited (the kernel re-parents before it notifies
+// the intermediate's pidfd).
 pid_t StartEscapee(absl::StatusOr<Process>* process, bool ignore_sigterm) {
+  IntPipe intermediate;
   IntPipe escaped;
-  *process = Process::Start({}, [&escaped, ignore_sigterm] {
-    if (::fork() == 0) {
+  *process = Process::Start({}, [&intermediate, &escaped, ignore_sigterm] {
+    const pid_t b = ::fork();
+    if (b == 0) {
       ::setsid();  // leaves the Process's group
       if (::fork() == 0) {
         if (ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
@@ -80,10 +84,15 @@ pid_t StartEscapee(absl::StatusOr<Process>* process, bool ignore_sigterm) {
       }
       ::_exit(0);
     }
+    intermediate.Send(b);
     BlockForever();
     return 0;
   });
   CHECK(process->ok()) << process->status();
+  OwnedFd b_pidfd = PidfdOf(intermediate.Receive());
+  CHECK(b_pidfd.valid());  // a zombie until its parent dies: still there
+  pollfd fd{b_pidfd.get(), POLLIN, 0};
+  CHECK_EQ(::poll(&fd, 1, 60000), 1);
   return escaped.Receive();
 }
 

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <mutex>  // NOLINT: a pthread mutex, unlockable in the fork child.
+#include <new>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -31,21 +32,34 @@ struct ManagedChildren {
       }
     };
     handlers.child = [this] {
-      // Only this thread exists; the set holds the parent's children.
-      pids.clear();
+      // Only this thread exists; the set holds the parent's children. It is
+      // cleared lazily: writing to its pages now would cost copy-on-write
+      // faults in every child, most of which never start a Process.
+      stale = true;
       t_keep_locked = false;
       t_holds_lock = false;
       mu.unlock();
     };
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }
+  // Drops the parent's pids once this process (a fork child) uses the set.
+  void ClearIfStale() {
+    if (!stale) return;
+    pids.clear();
+    stale = false;
+  }
   std::mutex mu;
+  bool stale = false;               // guarded by mu
   absl::flat_hash_set<pid_t> pids;  // guarded by mu
   AtForkRegistration registration;
 };
 
 ManagedChildren& Get() {
-  static ManagedChildren* const children = new ManagedChildren;
+  // Static storage, never destroyed: next to the other fork-time state in
+  // .bss rather than on the heap, so that the pages written around every
+  // fork (each a copy-on-write fault in parent and child) are fewer.
+  alignas(ManagedChildren) static unsigned char storage[sizeof(ManagedChildren)];
+  static ManagedChildren* const children = new (storage) ManagedChildren;
   return *children;
 }
 
@@ -69,6 +83,7 @@ ForkLock::~ForkLock() {
 void ForkLock::AddAndUnlock(pid_t pid) {
   ManagedChildren& c = Get();
   CHECK(t_holds_lock) << "AddAndUnlock() without a fork() in this thread";
+  c.ClearIfStale();
   c.pids.insert(pid);
   held_ = false;
   t_holds_lock = false;
@@ -78,12 +93,14 @@ void ForkLock::AddAndUnlock(pid_t pid) {
 void RemoveManagedChild(pid_t pid) {
   ManagedChildren& c = Get();
   std::lock_guard<std::mutex> lock(c.mu);
+  c.ClearIfStale();
   c.pids.erase(pid);
 }
 
 bool IsManagedChild(pid_t pid) {
   ManagedChildren& c = Get();
   std::lock_guard<std::mutex> lock(c.mu);
+  c.ClearIfStale();
   return c.pids.contains(pid);
 }
 
