@@ -385,7 +385,7 @@ class Reader {
 
   bool Bytes(void* dst, size_t n, absl::string_view what) {
     if (ABSL_PREDICT_FALSE(n > remaining())) return Truncated(n, what);
-    std::memcpy(dst, pos_, n);
+    if (n != 0) std::memcpy(dst, pos_, n);  // dst may be null when n == 0
     pos_ += n;
     return true;
   }
