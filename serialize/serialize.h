@@ -1585,10 +1585,11 @@ inline constexpr bool kIsSerializable =
 // existing contents of *out are kept. Deterministic for a given value
 // except for the order of unordered containers. Thread-compatible (reads
 // `value`; concurrent calls on different values are fine); allocates, so not
-// async-signal-safe. CHECK-fails if `value` nests deeper than kMaxDepth or a
-// std::variant in it is valueless_by_exception, or a smart pointer points to
-// a subclass of its static type. Fails to compile unless
-// kIsSerializable<T>.
+// async-signal-safe. CHECK-fails (aborts with a message) if `value` nests
+// deeper than kMaxDepth, a std::variant in it is valueless_by_exception, a
+// smart pointer points to a subclass of its static type, or its shared_ptrs
+// form a cycle (close cycles with a std::weak_ptr). Fails to compile unless
+// kIsSerializable<T>. Decode<T> reads the result.
 template <typename T>
 void EncodeTo(const T& value, std::string* out) {
   static_assert(kIsSerializable<T>, TASKFORK_SERIALIZE_NOT_SERIALIZABLE_);
@@ -1613,12 +1614,16 @@ std::string Encode(const T& value) {
 // after it). Errors:
 //   kInvalidArgument: not taskfork::serialize bytes (bad magic), an
 //     unsupported format version, bytes of a different type (the message
-//     names both types), or nesting deeper than kMaxDepth;
+//     names both types), nesting deeper than kMaxDepth, or shared objects
+//     whose shared_ptrs form a cycle;
 //   kDataLoss: truncated or corrupt bytes (a length beyond the input, a bad
 //     tag, a duplicate map key, trailing bytes, ...), with the byte offset;
 //   whatever an AfterDecode() hook of a decoded class returns.
 // Never crashes on hostile bytes; allocates at most a type-dependent
-// constant times bytes.size(). Thread-safe; not async-signal-safe.
+// constant times bytes.size(); on failure frees everything it built.
+// Requires a default-constructible T (the constructor may be private to a
+// TASKFORK_SERIALIZE class). Thread-safe; not async-signal-safe. The result
+// owns all its memory (no reference into `bytes`).
 template <typename T>
 absl::StatusOr<T> Decode(absl::string_view bytes) {
   static_assert(kIsSerializable<T>, TASKFORK_SERIALIZE_NOT_SERIALIZABLE_);
