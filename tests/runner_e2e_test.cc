@@ -213,7 +213,7 @@ TEST_F(RunnerE2ETest, BadSpecExitsTwoBeforeAnythingRuns) {
             2);
   EXPECT_THAT(Stderr(), HasSubstr("job.textpb:3:3: task \"Task-1\": unknown "
                                   "function \"e2e_nope\"; known functions: "
-                                  "e2e_announce, e2e_crash, e2e_daemon"));
+                                  "e2e_announce, e2e_crash, e2e_daemon, e2e_fail"));
   struct stat st;
   EXPECT_NE(::stat((dir_ + "/runs").c_str(), &st), 0) << "runinfo was created";
   EXPECT_EQ(Run("task { function { name: \"e2e_ok\" } } }"), 2);
