@@ -7,12 +7,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>  // NOLINT
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>  // NOLINT
-#include <optional>
 #include <new>
-#include <shared_mutex>  // NOLINT: a pthread rwlock, reset across fork below.
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,23 +34,31 @@ namespace {
 
 // ------------------------------------------------------------ join hooks
 
+// The hooks, and how many RunJoinHooks() are running them. A plain mutex, not
+// a rwlock held while hooks run: a fork must never find the lock held by a
+// thread the child will not have, and glibc's rwlock cannot be released in a
+// fork child (its write unlock compares thread ids, which differ there;
+// re-creating it in place confuses TSan's lock tracking instead).
 struct JoinHooks {
   JoinHooks() {
-    // A fork while a hook runs in another thread would leave the child with a
-    // read-locked lock that no thread of it will release.
     AtForkHandlers handlers;
     handlers.prepare = [this] { mu.lock(); };
     handlers.parent = [this] { mu.unlock(); };
-    // Not mu.unlock(): glibc's rwlock unlock compares the writer's thread id
-    // with the caller's, which differs in the child, and would take it for a
-    // reader's unlock and leave the lock held (a nested fork in the child
-    // then hangs in prepare). The child has one thread: start afresh.
-    handlers.child = [this] { new (&mu) std::shared_mutex(); };
+    handlers.child = [this] {
+      // Runs in other threads of the parent do not exist here, and nobody
+      // waits on `idle` (its waiters were other threads): start afresh.
+      running = 0;
+      new (&idle) std::condition_variable();
+      mu.unlock();
+    };
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }
-  std::shared_mutex mu;
-  std::vector<std::pair<uint64_t, PcallJoinHook>> hooks;  // guarded by mu
-  uint64_t next_id = 1;                                   // guarded by mu
+  std::mutex mu;
+  std::condition_variable idle;  // signalled when `running` drops to 0
+  int running = 0;               // guarded by mu
+  std::vector<std::pair<uint64_t, std::shared_ptr<const PcallJoinHook>>>
+      hooks;             // guarded by mu
+  uint64_t next_id = 1;  // guarded by mu
   AtForkRegistration registration;
 };
 
@@ -64,8 +73,15 @@ JoinHooks& GetJoinHooks() {
 
 void RunJoinHooks(absl::Span<const pid_t> pids) {
   JoinHooks& hooks = GetJoinHooks();
-  std::shared_lock<std::shared_mutex> lock(hooks.mu);
-  for (const auto& [id, hook] : hooks.hooks) hook(pids);
+  std::vector<std::shared_ptr<const PcallJoinHook>> snapshot;
+  {
+    std::lock_guard<std::mutex> lock(hooks.mu);
+    ++hooks.running;
+    for (const auto& entry : hooks.hooks) snapshot.push_back(entry.second);
+  }
+  for (const auto& hook : snapshot) (*hook)(pids);
+  std::lock_guard<std::mutex> lock(hooks.mu);
+  if (--hooks.running == 0) hooks.idle.notify_all();
 }
 
 // ------------------------------------------------------------ the loop
@@ -266,19 +282,22 @@ void PcallJoinHookRegistration::Reset() {
   if (id_ == 0) return;
   const uint64_t id = std::exchange(id_, 0);
   JoinHooks& hooks = GetJoinHooks();
-  std::unique_lock<std::shared_mutex> lock(hooks.mu);
+  std::unique_lock<std::mutex> lock(hooks.mu);
   auto it = std::find_if(hooks.hooks.begin(), hooks.hooks.end(),
                          [id](const auto& entry) { return entry.first == id; });
   CHECK(it != hooks.hooks.end()) << "pcall join hook " << id << " not registered";
   hooks.hooks.erase(it);
+  // Runs that took a snapshot with this hook may still call it: wait for them.
+  hooks.idle.wait(lock, [&hooks] { return hooks.running == 0; });
 }
 
 PcallJoinHookRegistration RegisterPcallJoinHook(PcallJoinHook hook) {
   CHECK(hook != nullptr) << "RegisterPcallJoinHook: empty hook";
   JoinHooks& hooks = GetJoinHooks();
-  std::unique_lock<std::shared_mutex> lock(hooks.mu);
+  std::lock_guard<std::mutex> lock(hooks.mu);
   const uint64_t id = hooks.next_id++;
-  hooks.hooks.emplace_back(id, std::move(hook));
+  hooks.hooks.emplace_back(
+      id, std::make_shared<const PcallJoinHook>(std::move(hook)));
   return PcallJoinHookRegistration(id);
 }
 

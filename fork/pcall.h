@@ -240,7 +240,9 @@ class PcallJoinHookRegistration {
   PcallJoinHookRegistration& operator=(const PcallJoinHookRegistration&) = delete;
   ~PcallJoinHookRegistration() { Reset(); }
 
-  // Unregisters now; no-op when empty. Must not be called from a hook.
+  // Unregisters now; no-op when empty. Waits until no Pcall is running join
+  // hooks (in any thread), so the hook is not running when it returns. Must
+  // not be called from a hook.
   void Reset();
   bool registered() const { return id_ != 0; }
 
@@ -251,9 +253,10 @@ class PcallJoinHookRegistration {
 };
 
 // Registers `hook` (non-empty) until the returned handle is destroyed. Hooks
-// run in registration order, in the thread that called Pcall, under a shared
-// lock: a hook may run concurrently with itself for Pcalls in several threads,
-// and must not fork or call Pcall, RegisterPcallJoinHook or Reset (deadlock). A hook
+// run in registration order, in the thread that called Pcall, without a lock
+// held: a hook may run concurrently with itself for Pcalls in several threads,
+// and may fork or Pcall, but must not Reset() a registration (it would wait
+// for its own run to end). A hook
 // registered in a child (after fork) runs only in that process. Thread-safe.
 [[nodiscard]] PcallJoinHookRegistration RegisterPcallJoinHook(PcallJoinHook hook);
 

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <mutex>  // NOLINT
 #include <stdexcept>
+#include <thread>  // NOLINT
 #include <string>
 #include <tuple>
 #include <utility>
@@ -241,6 +243,24 @@ TEST(Pcall, CallsNotStartedBeforeTheTimeoutAreCancelled) {
   ExpectNoChildren();
 }
 
+// A Pcall child that forks again (nested Pcall): the at-fork handlers must
+// leave every lock usable in the child (a reader-unlocked rwlock once hung
+// the nested fork's prepare handler).
+TEST(Pcall, NestedPcallInAChild) {
+  PcallJoinHookRegistration hook =
+      RegisterPcallJoinHook([](absl::Span<const pid_t>) {});
+  PcallOptions options;
+  options.timeout = absl::Seconds(60);  // a hang fails instead of blocking
+  auto sums = Pcall(
+      [](int i) {
+        auto inner = Pcall([i](int j) { return i * 10 + j; },
+                           std::vector<int>{1, 2});
+        return inner.ok() ? (*inner)[0] + (*inner)[1] : -1;
+      },
+      std::vector<int>{1, 2}, options);
+  EXPECT_THAT(sums, IsOkAndHolds(ElementsAre(23, 43)));
+}
+
 TEST(Pcall, LargeResultsFromManyChildrenAtOnce) {
   constexpr size_t kSize = 16 << 20;
   auto results = Pcall(
@@ -296,6 +316,37 @@ TEST(PcallJoinHook, RunsAfterJoinWithPidsInArgumentOrder) {
   EXPECT_FALSE(hook.registered());
   ASSERT_THAT(Pcall([](int i) { return i; }, std::vector<int>{1}), IsOk());
   EXPECT_EQ(seen.size(), 2u);
+}
+
+TEST(PcallJoinHook, ResetWaitsForARunningHook) {
+  auto entered = OwnedFd::Pipe();
+  auto release = OwnedFd::Pipe();
+  ASSERT_THAT(entered, IsOk());
+  ASSERT_THAT(release, IsOk());
+  std::mutex mu;
+  std::vector<std::string> order;
+  PcallJoinHookRegistration hook = RegisterPcallJoinHook(
+      [&](absl::Span<const pid_t>) {
+        CHECK_EQ(::write(entered->write.get(), "e", 1), 1);
+        char c;
+        CHECK_EQ(::read(release->read.get(), &c, 1), 1);
+        std::lock_guard<std::mutex> lock(mu);
+        order.push_back("hook returned");
+      });
+  std::thread pcall([] { (void)Pcall([](int i) { return i; }, std::vector<int>{1}); });
+  char c;
+  ASSERT_EQ(::read(entered->read.get(), &c, 1), 1);  // the hook is running
+  std::thread resetter([&] {
+    // Let the hook finish only now, while Reset is being called: a Reset that
+    // did not wait for the running hook would usually return first.
+    CHECK_EQ(::write(release->write.get(), "r", 1), 1);
+    hook.Reset();
+    std::lock_guard<std::mutex> lock(mu);
+    order.push_back("reset returned");
+  });
+  pcall.join();
+  resetter.join();
+  EXPECT_THAT(order, ElementsAre("hook returned", "reset returned"));
 }
 
 TEST(PcallJoinHook, HooksRunInRegistrationOrderAndMoveWithTheirHandle) {
