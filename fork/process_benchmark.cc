@@ -25,31 +25,15 @@
 #include "fork/pcall.h"
 #include "fork/process.h"
 #include "fork/process_with_result.h"
+#include "serialize/bench_record.h"
 #include "serialize/serialize.h"
 
 namespace taskfork {
 namespace {
 
-// The //serialize benchmark record (serialize/serialize_benchmark.cc): the
-// pyATS seed's pickle example plus 100 int64 values and 10 map entries.
-struct Record {
-  std::string name;
-  std::string callsign;
-  std::tuple<std::string, std::string, std::string, std::string> also_known_as;
-  std::vector<int64_t> values;
-  std::map<std::string, double> scores;
-  TASKFORK_SERIALIZE(name, callsign, also_known_as, values, scores);
-};
-
-Record MakeRecord() {
-  Record r;
-  r.name = "tony stark";
-  r.callsign = "ironman";
-  r.also_known_as = {"genius", "billionaire", "playboy", "philanthropist"};
-  for (int64_t i = 0; i < 100; ++i) r.values.push_back(i * 12345);
-  for (int i = 0; i < 10; ++i) r.scores["key" + std::to_string(i)] = i * 0.5;
-  return r;
-}
+// The //serialize benchmark record (serialize/bench_record.h): the pyATS
+// seed's pickle example plus 100 int64 values and 10 map entries.
+using serialize::BenchRecord;
 
 // Page faults (mostly copy-on-write after fork) of the parent and of the
 // reaped children so far.
@@ -120,16 +104,16 @@ void BM_Process_StartJoin(benchmark::State& state) {
 BENCHMARK(BM_Process_StartJoin)->UseRealTime();
 
 void BM_Process_StartJoin_Result(benchmark::State& state) {
-  const Record record = MakeRecord();
+  const BenchRecord record = serialize::MakeBenchRecord();
   absl::Duration child_cpu;
   const Faults faults = Faults::Now();
   for (auto _ : state) {
-    auto p = ProcessWithResult<Record>::Start({}, [&record] { return record; });
+    auto p = ProcessWithResult<BenchRecord>::Start({}, [&record] { return record; });
     if (!p.ok()) {
       state.SkipWithError(p.status().ToString().c_str());
       break;
     }
-    absl::StatusOr<Record> result = p->Join();
+    absl::StatusOr<BenchRecord> result = p->Join();
     if (!result.ok() || result->values.size() != 100) {
       state.SkipWithError("join failed");
       break;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "serialize/bench_record.h"
 #include "serialize/bench_record.pb.h"
 #include "serialize/protobuf.h"
 #include "serialize/serialize.h"
@@ -20,28 +21,9 @@
 namespace taskfork::serialize {
 namespace {
 
-// The seed's pickle example plus 100 int64 values and 10 map entries.
-struct Record {
-  std::string name;
-  std::string callsign;
-  std::tuple<std::string, std::string, std::string, std::string> also_known_as;
-  std::vector<int64_t> values;
-  std::map<std::string, double> scores;
-  TASKFORK_SERIALIZE(name, callsign, also_known_as, values, scores);
-};
-
-Record MakeRecord() {
-  Record r;
-  r.name = "tony stark";
-  r.callsign = "ironman";
-  r.also_known_as = {"genius", "billionaire", "playboy", "philanthropist"};
-  for (int64_t i = 0; i < 100; ++i) r.values.push_back(i * 12345);
-  for (int i = 0; i < 10; ++i) r.scores["key" + std::to_string(i)] = i * 0.5;
-  return r;
-}
-
+// The same record as a protobuf message.
 bench::Record MakeProtoRecord() {
-  const Record r = MakeRecord();
+  const BenchRecord r = MakeBenchRecord();
   bench::Record p;
   p.set_name(r.name);
   p.set_callsign(r.callsign);
@@ -61,7 +43,7 @@ std::vector<uint8_t> MakeBlob() {
 }
 
 void BM_Encode_Record(benchmark::State& state) {
-  const Record record = MakeRecord();
+  const BenchRecord record = MakeBenchRecord();
   std::string out;
   for (auto _ : state) {
     out.clear();  // reuses the buffer, as the protobuf baseline does
@@ -73,9 +55,9 @@ void BM_Encode_Record(benchmark::State& state) {
 BENCHMARK(BM_Encode_Record);
 
 void BM_Decode_Record(benchmark::State& state) {
-  const std::string bytes = Encode(MakeRecord());
+  const std::string bytes = Encode(MakeBenchRecord());
   for (auto _ : state) {
-    absl::StatusOr<Record> r = Decode<Record>(bytes);
+    absl::StatusOr<BenchRecord> r = Decode<BenchRecord>(bytes);
     if (!r.ok()) state.SkipWithError("decode failed");
     benchmark::DoNotOptimize(r);
   }
