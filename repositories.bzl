@@ -64,3 +64,8 @@ def taskfork_dependencies():
         build_file = Label("//third_party:gflags.BUILD"),
     )
     _maybe(debian_protobuf_repository, name = "com_google_protobuf")
+    _maybe(
+        debian_cc_repository,
+        name = "zlib",
+        build_file = Label("//third_party:zlib.BUILD"),
+    )
