@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/errno.h"
+#include "base/status_macros.h"
 
 namespace taskfork {
 
@@ -43,6 +46,36 @@ absl::Status OwnedFd::Close() {
   if (old < 0 || ::close(old) == 0) return absl::OkStatus();
   if (errno == EINTR) return absl::OkStatus();  // Linux: already closed.
   return ErrnoError(errno, "close", absl::StrCat("fd ", old));
+}
+
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view path) {
+  while (!data.empty()) {
+    const ssize_t n =
+        RetryOnEintr([&] { return ::write(fd, data.data(), data.size()); });
+    if (n < 0) return ErrnoError(errno, "write", path);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents, mode_t mode) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp =
+      absl::StrCat(path, ".tmp.", ::getpid(), ".", counter++);
+  absl::Status status = [&]() -> absl::Status {
+    TASKFORK_ASSIGN_OR_RETURN(
+        OwnedFd fd, OwnedFd::Open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
+    TASKFORK_RETURN_IF_ERROR(WriteAll(fd.get(), contents, tmp));
+    if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", tmp);
+    TASKFORK_RETURN_IF_ERROR(fd.Close());
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      return ErrnoError(errno, "rename " + tmp + " to", path);
+    }
+    return absl::OkStatus();
+  }();
+  if (!status.ok()) ::unlink(tmp.c_str());
+  return status;
 }
 
 }  // namespace taskfork

@@ -63,6 +63,23 @@ struct OwnedFd::PipeEnds {
   OwnedFd write;
 };
 
+// Writes all of `data` to `fd`, retrying short writes and EINTR. `path` only
+// names the file in the error: ErrnoError of write(2), e.g. kResourceExhausted
+// (ENOSPC), kUnavailable (EPIPE). On error an unknown prefix was written.
+// Async-signal-safe apart from building the error status.
+absl::Status WriteAll(int fd, absl::string_view data, absl::string_view path);
+
+// Writes `contents` to `path` atomically: a new temporary file in the same
+// directory (O_EXCL, `mode`), fsync, rename over `path`. Readers see the old
+// file or the new one, never a part; on failure the temporary file is removed
+// and `path` is untouched. Errors name the path: kNotFound (no such
+// directory), kPermissionDenied, kResourceExhausted (disk full),
+// kFailedPrecondition / kInvalidArgument (e.g. `path` is a directory).
+// Thread-safe (temporary names are unique per process and call).
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents,
+                                 mode_t mode = 0644);
+
 }  // namespace taskfork
 
 #endif  // TASKFORK_BASE_FD_H_

@@ -1,11 +1,17 @@
 #include "base/fd.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "base/status_macros.h"
 #include "base/status_matchers.h"
@@ -107,6 +113,108 @@ TEST(OwnedFd, CloseReportsBadDescriptor) {
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("[EBADF]")));
   EXPECT_FALSE(pipe->read.valid());
+}
+
+std::string TempDir() {
+  std::string dir = std::string(::getenv("TEST_TMPDIR") != nullptr
+                                    ? ::getenv("TEST_TMPDIR")
+                                    : "/tmp") +
+                    "/fd_test.XXXXXX";
+  EXPECT_NE(::mkdtemp(dir.data()), nullptr) << dir;
+  return dir;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::string contents;
+  auto fd = OwnedFd::Open(path, O_RDONLY);
+  if (!fd.ok()) return "<" + fd.status().ToString() + ">";
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(fd->get(), buffer, sizeof(buffer))) > 0) {
+    contents.append(buffer, static_cast<size_t>(n));
+  }
+  return contents;
+}
+
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (const dirent* entry = ::readdir(d)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(WriteAll, WritesEverythingThroughShortWrites) {
+  auto pipe = OwnedFd::Pipe();
+  ASSERT_THAT(pipe, IsOk());
+  // 1 MiB through a 64 KiB pipe: write(2) returns short counts while the
+  // reader drains.
+  const std::string data(1 << 20, 'x');
+  std::string received;
+  std::thread reader([&] {
+    char buffer[65536];
+    ssize_t n;
+    while ((n = ::read(pipe->read.get(), buffer, sizeof(buffer))) > 0) {
+      received.append(buffer, static_cast<size_t>(n));
+    }
+  });
+  EXPECT_THAT(WriteAll(pipe->write.get(), data, "pipe"), IsOk());
+  pipe->write.Reset();
+  reader.join();
+  EXPECT_EQ(received.size(), data.size());
+  EXPECT_EQ(received, data);
+}
+
+TEST(WriteAll, FullDeviceIsResourceExhaustedAndNamesThePath) {
+  auto full = OwnedFd::Open("/dev/full", O_WRONLY);
+  ASSERT_THAT(full, IsOk());
+  EXPECT_THAT(WriteAll(full->get(), "data", "/dev/full"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("write /dev/full")));
+}
+
+TEST(WriteFileAtomically, ReplacesTheFileAndLeavesNoTemporary) {
+  const std::string dir = TempDir();
+  const std::string path = dir + "/out.txt";
+  ASSERT_THAT(WriteFileAtomically(path, "first"), IsOk());
+  ASSERT_THAT(WriteFileAtomically(path, "second"), IsOk());
+  EXPECT_EQ(ReadFile(path), "second");
+  EXPECT_THAT(ListDir(dir), ::testing::ElementsAre("out.txt"));
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+}
+
+TEST(WriteFileAtomically, UsesTheGivenMode) {
+  const std::string path = TempDir() + "/secret";
+  ASSERT_THAT(WriteFileAtomically(path, "x", 0600), IsOk());
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(WriteFileAtomically, FailedRenameKeepsTheOldContentsAndNoTemporary) {
+  const std::string dir = TempDir();
+  // The target is a non-empty directory: rename(2) fails after the data was
+  // written, so the temporary file must be removed.
+  const std::string target = dir + "/results.json";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  ASSERT_THAT(WriteFileAtomically(target + "/keep", "old"), IsOk());
+  EXPECT_THAT(WriteFileAtomically(target, "new"),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr(target)));
+  EXPECT_THAT(ListDir(dir), ::testing::ElementsAre("results.json"));
+  EXPECT_EQ(ReadFile(target + "/keep"), "old");
+}
+
+TEST(WriteFileAtomically, MissingDirectoryIsNotFound) {
+  EXPECT_THAT(WriteFileAtomically(TempDir() + "/no/such/file", "x"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/no/such/file")));
 }
 
 }  // namespace

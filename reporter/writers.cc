@@ -1,10 +1,6 @@
 #include "reporter/writers.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -13,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "base/errno.h"
 #include "base/fd.h"
 #include "base/status_macros.h"
 #include "reporter/report_builder.h"
@@ -377,10 +372,6 @@ void AppendTestcase(absl::string_view classname, absl::string_view name,
   out->append("    </testcase>\n");
 }
 
-std::string MakeTempPath(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  return absl::StrCat(path, ".tmp.", ::getpid(), ".", counter++);
-}
 
 }  // namespace
 
@@ -470,31 +461,6 @@ std::string JunitXml(const JobReport& r) {
   out.append(suites);
   out.append("</testsuites>\n");
   return out;
-}
-
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents) {
-  const std::string tmp = MakeTempPath(path);
-  absl::Status status = [&]() -> absl::Status {
-    TASKFORK_ASSIGN_OR_RETURN(
-        OwnedFd fd, OwnedFd::Open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
-    size_t done = 0;
-    while (done < contents.size()) {
-      const ssize_t n = RetryOnEintr([&] {
-        return ::write(fd.get(), contents.data() + done, contents.size() - done);
-      });
-      if (n < 0) return ErrnoError(errno, "write", tmp);
-      done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) return ErrnoError(errno, "fsync", tmp);
-    TASKFORK_RETURN_IF_ERROR(fd.Close());
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      return ErrnoError(errno, "rename " + tmp + " to", path);
-    }
-    return absl::OkStatus();
-  }();
-  if (!status.ok()) ::unlink(tmp.c_str());
-  return status;
 }
 
 absl::StatusOr<ReportPaths> WriteReport(const JobReport& report,

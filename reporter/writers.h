@@ -39,22 +39,13 @@ std::string ResultsJson(const JobReport& report);
 // U+FFFD). Thread-safe.
 std::string JunitXml(const JobReport& report);
 
-// Writes `contents` to `path` atomically: a temporary file in the same
-// directory, fsync, rename over `path`. Readers see the old file or the new
-// one, never a part; on failure the temporary file is removed and `path` is
-// untouched. Errors name the path: kNotFound (no such directory),
-// kPermissionDenied, kResourceExhausted (disk full), kFailedPrecondition /
-// kInvalidArgument (e.g. `path` is a directory). Thread-safe.
-absl::Status WriteFileAtomically(const std::string& path,
-                                 absl::string_view contents);
-
 struct ReportPaths {
   std::string results_json;  // <dir>/results.json
   std::string xunit_xml;     // <dir>/xunit.xml
 };
 
-// Writes results.json and xunit.xml into `dir` with WriteFileAtomically.
-// Errors: those of WriteFileAtomically.
+// Writes results.json and xunit.xml into `dir` with WriteFileAtomically
+// (base/fd.h). Errors: those of WriteFileAtomically.
 absl::StatusOr<ReportPaths> WriteReport(const JobReport& report,
                                         const std::string& dir);
 

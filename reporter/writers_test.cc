@@ -211,37 +211,6 @@ TEST(XmlCheckerTest, RejectsMalformedXml) {
               IsOk());
 }
 
-TEST(WriteFileAtomicallyTest, ReplacesTheFileAndLeavesNoTemporary) {
-  const std::string dir = TempDir();
-  const std::string path = dir + "/out.txt";
-  ASSERT_THAT(WriteFileAtomically(path, "first"), IsOk());
-  ASSERT_THAT(WriteFileAtomically(path, "second"), IsOk());
-  EXPECT_EQ(ReadFile(path), "second");
-  EXPECT_THAT(ListDir(dir), ::testing::ElementsAre("out.txt"));
-  struct stat st;
-  ASSERT_EQ(::stat(path.c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0644u);
-}
-
-TEST(WriteFileAtomicallyTest, FailedRenameKeepsTheOldContentsAndNoTemporary) {
-  const std::string dir = TempDir();
-  // The target is a non-empty directory: rename(2) fails after the data was
-  // written, so the temporary file must be removed.
-  const std::string target = dir + "/results.json";
-  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
-  ASSERT_THAT(WriteFileAtomically(target + "/keep", "old"), IsOk());
-  EXPECT_THAT(WriteFileAtomically(target, "new"),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr(target)));
-  EXPECT_THAT(ListDir(dir), ::testing::ElementsAre("results.json"));
-  EXPECT_EQ(ReadFile(target + "/keep"), "old");
-}
-
-TEST(WriteFileAtomicallyTest, MissingDirectoryIsNotFound) {
-  EXPECT_THAT(WriteFileAtomically(TempDir() + "/no/such/file", "x"),
-              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/no/such/file")));
-}
-
 TEST(WriteReportTest, WritesBothFiles) {
   const std::string dir = TempDir();
   const JobReport report = SampleReport();

@@ -31,15 +31,6 @@ std::string AbsolutePath(const std::string& path) {
   return path.empty() ? cwd : absl::StrCat(cwd, "/", path);
 }
 
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n =
-        RetryOnEintr([&] { return ::write(fd, data.data(), data.size()); });
-    if (n < 0) return ErrnoError(errno, "write", path);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -102,20 +93,7 @@ std::string RunInfo::Path(absl::string_view name) const {
 
 absl::Status RunInfo::WriteFile(absl::string_view name,
                                 absl::string_view contents) const {
-  const std::string path = Path(name);
-  const std::string temporary = absl::StrCat(path, ".tmp.", ::getpid());
-  TASKFORK_ASSIGN_OR_RETURN(
-      OwnedFd fd, OwnedFd::Open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-  absl::Status status = WriteAll(fd.get(), contents, temporary);
-  if (status.ok() && ::fsync(fd.get()) != 0) {
-    status = ErrnoError(errno, "fsync", temporary);
-  }
-  if (status.ok()) status = fd.Close();
-  if (status.ok() && ::rename(temporary.c_str(), path.c_str()) != 0) {
-    status = ErrnoError(errno, "rename to", path);
-  }
-  if (!status.ok()) ::unlink(temporary.c_str());
-  return status;
+  return WriteFileAtomically(Path(name), contents);
 }
 
 absl::Status RunInfo::WriteEnvironment(
