@@ -16,6 +16,7 @@
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tasklog/internal/test_fixture.h"
 #include "tasklog/internal/test_util.h"
 #include "tasklog/tasklog.h"
 
@@ -30,27 +31,10 @@ using ::taskfork::testing::IsOk;
 using ::testing::HasSubstr;
 
 TaskLogOptions QuietOptions() {
-  TaskLogOptions options;
-  options.capture_stdio = false;  // keep gtest's output on the terminal
-  options.install_failure_handler = false;
-  return options;
+  return tasklog_testing::QuietOptions(/*merge_pcall_children=*/true);
 }
 
-class TaskLogPcallTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (TaskLog::Current() != nullptr) {
-      ASSERT_THAT(TaskLog::Uninstall(), IsOk());
-    }
-    dir_ = MakeTempDir();
-  }
-  void TearDown() override {
-    if (TaskLog::Current() != nullptr) {
-      EXPECT_THAT(TaskLog::Uninstall(), IsOk());
-    }
-  }
-  std::string dir_;
-};
+using TaskLogPcallTest = tasklog_testing::TaskLogTestBase;
 
 TEST_F(TaskLogPcallTest, PcallMergesChildLogsInArgumentOrder) {
   const std::string path = dir_ + "/TaskLog.pcall";

@@ -30,6 +30,7 @@
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tasklog/internal/test_fixture.h"
 #include "tasklog/internal/test_util.h"
 
 namespace taskfork::tasklog {
@@ -53,31 +54,13 @@ using ::taskfork::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+// Pcall integration is tested in tasklog_pcall_test; without it this
+// binary never registers a Pcall join hook (see that test's comment).
 TaskLogOptions QuietOptions() {
-  TaskLogOptions options;
-  options.capture_stdio = false;  // keep gtest's output on the terminal
-  options.install_failure_handler = false;
-  // Pcall integration is tested in tasklog_pcall_test; without it this
-  // binary never registers a Pcall join hook (see that test's comment).
-  options.merge_pcall_children = false;
-  return options;
+  return tasklog_testing::QuietOptions(/*merge_pcall_children=*/false);
 }
 
-class TaskLogTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (TaskLog::Current() != nullptr) {
-      ASSERT_THAT(TaskLog::Uninstall(), IsOk());
-    }
-    dir_ = MakeTempDir();
-  }
-  void TearDown() override {
-    if (TaskLog::Current() != nullptr) {
-      EXPECT_THAT(TaskLog::Uninstall(), IsOk());
-    }
-  }
-  std::string dir_;
-};
+using TaskLogTest = tasklog_testing::TaskLogTestBase;
 
 TEST_F(TaskLogTest, WritesEveryLineInTheDocumentedFormat) {
   const std::string path = dir_ + "/TaskLog.t1";
