@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -283,6 +284,20 @@ class ServerLoop {
         if (hello.task_id().empty()) {
           return absl::InvalidArgumentError("protocol error: hello without a task id");
         }
+        if (options_.registered_tasks_only &&
+            !registered_.contains(hello.task_id())) {
+          const std::string reason = absl::StrCat(
+              "reporter server refuses pid ", conn->peer_pid, ": task \"",
+              hello.task_id(), "\" is not registered with this job");
+          ServerMessage refusal;
+          refusal.mutable_refusal()->set_reason(reason);
+          std::string frame;
+          AppendFrame(refusal, &frame);
+          // Best effort, as for another uid: the connection closes next.
+          (void)!::send(conn->fd.get(), frame.data(), frame.size(),
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+          return absl::PermissionDeniedError(reason);
+        }
         conn->kind = Conn::kClient;
         conn->task_id = hello.task_id();
         VLOG(1) << Describe(*conn) << " connected (parent pid "
@@ -507,6 +522,7 @@ class ServerLoop {
       switch (request.kind_case()) {
         case ControlRequest::kRegisterTask: {
           const absl::Status s = builder_.RegisterTask(request.register_task());
+          if (s.ok()) registered_.insert(request.register_task().id());
           SetStatus(s, &reply);
           if (s.ok() && HasSubscribers()) {
             *NewEvent(request.register_task().id(), 0)->mutable_task_registered() =
@@ -614,6 +630,7 @@ class ServerLoop {
   uid_t uid_;
   OwnedFd epoll_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Conn>> conns_;
+  absl::flat_hash_set<std::string> registered_;  // task ids of RegisterTask
   std::vector<uint64_t> subscribers_;
   uint64_t next_key_ = 2;
   ClientMessage message_;  // reused for parsing

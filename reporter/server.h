@@ -70,6 +70,11 @@ struct ReporterServerOptions {
   std::string short_socket_dir = "/tmp";
   // How long RegisterTask() / RecordTaskResult() wait for the server.
   absl::Duration control_timeout = absl::Seconds(30);
+  // Refuse a client whose hello names a task that was not registered with
+  // RegisterTask() (Refusal frame, logged, connection closed), so a foreign
+  // or confused program cannot add tasks to the report. The runner sets it;
+  // false (the default) lets clients report tasks nobody registered.
+  bool registered_tasks_only = false;
 };
 
 struct FinalizeResult {

@@ -475,6 +475,54 @@ TEST(ReporterServerTest, OtherUidIsRefused) {
   EXPECT_EQ(FindTask(done->report, "intruder"), nullptr);
 }
 
+TEST(ReporterServerTest, RegisteredTasksOnlyRefusesUnknownTaskIds) {
+  const std::string dir = MakeTempDir();
+  ReporterServerOptions o = Options(dir);
+  o.registered_tasks_only = true;
+  auto server = ReporterServer::Start(o);
+  ASSERT_THAT(server, IsOk());
+  ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
+  // A hello naming an unregistered task: refused, then garbage after it
+  // cannot add the task to the report either.
+  auto fd = reporter_internal::ConnectUnix(server->socket_path(), {});
+  ASSERT_THAT(fd, IsOk());
+  ClientMessage hello;
+  hello.mutable_hello()->set_role(Hello::ROLE_CLIENT);
+  hello.mutable_hello()->set_task_id("intruder");
+  std::string bytes;
+  AppendFrame(hello, &bytes);
+  bytes += std::string("\x04\x00\x00\x00\xfe\xfe\xfe\xfe", 8);
+  ASSERT_THAT(reporter_internal::SendAll(fd->get(), bytes, absl::InfiniteFuture(), "s"),
+              IsOk());
+  FrameDecoder decoder;
+  ServerMessage refusal;
+  auto got = reporter_internal::ReadFrame(fd->get(), &decoder, &refusal,
+                                          absl::Now() + absl::Seconds(30), "s");
+  ASSERT_THAT(got, IsOk());
+  ASSERT_TRUE(*got);
+  ASSERT_TRUE(refusal.has_refusal());
+  EXPECT_THAT(refusal.refusal().reason(),
+              HasSubstr("task \"intruder\" is not registered with this job"));
+  EXPECT_TRUE(ServerClosed(fd->get()));
+  // The client library reports the refusal as kPermissionDenied.
+  ReportClientOptions co = ClientOptions(server->socket_path(), "other");
+  co.connect_attempts = 1;
+  EXPECT_THAT(ReportClient::Connect(co),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       HasSubstr("task \"other\" is not registered")));
+  // A registered task reports as usual.
+  auto client = ReportClient::Connect(ClientOptions(server->socket_path(), "t1"));
+  ASSERT_THAT(client, IsOk());
+  ASSERT_THAT(client->Section("s").Stop(), IsOk());
+  ASSERT_THAT(client->Sync(), IsOk());
+  auto done = server->Finalize();
+  ASSERT_THAT(done, IsOk());
+  EXPECT_EQ(FindTask(done->report, "intruder"), nullptr);
+  EXPECT_EQ(FindTask(done->report, "other"), nullptr);
+  EXPECT_EQ(done->report.tasks_size(), 1);
+  EXPECT_EQ(FindTask(done->report, "t1")->result().value(), RESULT_PASSED);
+}
+
 TEST(ReporterServerTest, ServerKilledMidRunClientGetsErrorsNoHang) {
   const std::string dir = MakeTempDir();
   auto server = ReporterServer::Start(Options(dir));
