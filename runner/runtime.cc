@@ -256,6 +256,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
   server_options.runinfo_dir = info.dir();
   server_options.job_name = opts.job_name;
   server_options.job_id = info.uid();
+  server_options.registered_tasks_only = true;  // AddTask registers each
   auto server = reporter::ReporterServer::Start(std::move(server_options));
   if (!server.ok()) {
     LOG(ERROR) << "reporter: " << server.status();
