@@ -1,12 +1,14 @@
 // The runner: runs the job a spec describes (pyATS's `pyats run job`).
 //
 //   tools/bazel run //runner -- runner/examples/demo.textpb
-//   runner [--runinfo_dir=DIR] [--max_parallel=N] [--interactive] JOB_SPEC
+//   runner [--runinfo_dir=DIR] [--archive_dir=DIR] [--max_parallel=N]
+//          [--interactive] [--no_progress] JOB_SPEC
 //
 // Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
-// spec; 3 infrastructure failure (runinfo, /dev/shm, reporter); 4 anything
-// else. Link your own TASKFORK_TASK functions with //runner:runner_main to
-// make a runner for them (see runner/README.md).
+// spec; 3 infrastructure failure (runinfo, /dev/shm, reporter, report files,
+// the --archive_dir archive); 4 anything else. Link your own TASKFORK_TASK
+// functions with //runner:runner_main to make a runner for them (see
+// runner/README.md).
 #include <unistd.h>
 
 #include <cstdio>
@@ -35,6 +37,9 @@ constexpr char kUsage[] =
     "options:\n"
     "  --runinfo_dir=DIR   parent of the run directories (default: runs/ in\n"
     "                      the directory bazel run was called from)\n"
+    "  --archive_dir=DIR   after the run, write DIR/<job>.<time>.tar.gz of\n"
+    "                      the run directory (DIR is created if missing;\n"
+    "                      if it cannot be written: exit code 3)\n"
     "  --max_parallel=N    tasks at once (overrides the spec; default: the\n"
     "                      spec's, else the number of CPUs)\n"
     "  --interactive       one task at a time with the terminal as stdin, so\n"
@@ -43,11 +48,13 @@ constexpr char kUsage[] =
     "  --help              this text\n"
     "\n"
     "exit codes: 0 all tasks succeeded, 1 some did not, 2 bad arguments or\n"
-    "job spec, 3 infrastructure failure, 4 anything else\n";
+    "job spec, 3 infrastructure failure (runinfo, /dev/shm, reporter, report\n"
+    "files, archive), 4 anything else\n";
 
 struct Arguments {
   std::string spec;
   std::string runinfo_dir;
+  std::string archive_dir;
   int max_parallel = 0;
   bool interactive = false;
   bool progress = true;
@@ -113,6 +120,9 @@ int Main(int argc, char** argv) {
       args.progress = false;
     } else if (value_of("--runinfo_dir", &value)) {
       args.runinfo_dir = value;
+    } else if (value_of("--archive_dir", &value)) {
+      if (value.empty()) return BadArguments("--archive_dir wants a directory");
+      args.archive_dir = value;
     } else if (value_of("--max_parallel", &value)) {
       if (!absl::SimpleAtoi(value, &args.max_parallel) ||
           args.max_parallel < 1) {
@@ -151,12 +161,17 @@ int Main(int argc, char** argv) {
   options.runinfo_root = args.runinfo_dir.empty()
                              ? absl::StrCat(UserDirectory(), "/runs")
                              : FromUserDirectory(args.runinfo_dir);
+  if (!args.archive_dir.empty()) {
+    options.archive_dir = FromUserDirectory(args.archive_dir);
+  }
   options.argv.assign(argv, argv + argc);
   options.spec_file_name = args.spec.substr(args.spec.rfind('/') + 1);
   options.spec_text = job->spec_text;
   options.termination_grace = job->termination_grace;
   options.console_fd = STDOUT_FILENO;
-  options.console_is_tty = args.progress && ::isatty(STDOUT_FILENO);
+  // No status block redrawn under a task that talks to the terminal.
+  options.console_is_tty =
+      args.progress && !args.interactive && ::isatty(STDOUT_FILENO);
   if (args.interactive) options.task_stdin = StdinPolicy::kControllingTerminal;
 
   google::InitGoogleLogging(argv[0]);

@@ -19,6 +19,7 @@
 #include "ipc/shm_check.h"
 #include "reporter/report_builder.h"
 #include "reporter/writers.h"
+#include "runner/archive.h"
 #include "runner/task_body.h"
 #include "tasklog/tasklog.h"
 
@@ -82,6 +83,8 @@ absl::Status Task::Start() {
   config.command_stdin = runtime_->options().task_stdin == StdinPolicy::kDevNull
                              ? StdinPolicy::kDevNull
                              : StdinPolicy::kInherit;
+  config.capture_stdio =
+      runtime_->options().task_stdin != StdinPolicy::kControllingTerminal;
   start_time_ = absl::Now();
   auto process = Process::StartWithResultBytes(
       std::move(options), [config]() { return RunTaskBody(config); });
@@ -617,9 +620,26 @@ int Runtime::Finish() {
     summary.tasks.push_back(std::move(row));
   }
   if (progress_.has_value()) progress_->Clear();
-  const std::string text = FormatSummary(summary);
-  LOG(INFO) << "summary:\n" << text;
-  if (progress_.has_value()) progress_->Print(text);
+  LOG(INFO) << "summary:\n" << FormatSummary(summary);
+  // Last, so that the archive holds the whole run, JobLog summary included.
+  if (!options_.archive_dir.empty()) {
+    const std::string archive =
+        absl::StrCat(options_.archive_dir, "/", runinfo_.uid(), ".tar.gz");
+    absl::Status archived = MakeDirectories(options_.archive_dir);
+    if (archived.ok()) archived = WriteTarGz(runinfo_.dir(), archive);
+    if (archived.ok()) {
+      LOG(INFO) << "archive written: " << archive;
+      summary.report_files.push_back(archive);
+    } else {
+      const std::string warning =
+          absl::StrCat("no archive written: ", archived.ToString(),
+                       " (the run directory is complete)");
+      LOG(ERROR) << warning;
+      summary.warnings.push_back(warning);
+      infrastructure_failed_ = true;
+    }
+  }
+  if (progress_.has_value()) progress_->Print(FormatSummary(summary));
   if (infrastructure_failed_) return kExitInfrastructure;
   return all_succeeded ? kExitAllSucceeded : kExitSomeDidNotSucceed;
 }

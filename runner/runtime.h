@@ -63,7 +63,14 @@ struct RuntimeOptions {
   bool check_shared_memory = true;
   // Time between SIGTERM and SIGKILL when a task is stopped.
   absl::Duration termination_grace = absl::Seconds(5);
-  // Standard input of tasks: /dev/null, or the terminal (interactive mode).
+  // If set, Finish() writes `<archive_dir>/<uid>.tar.gz` of the runinfo
+  // directory (see runner/archive.h) once the report files are written,
+  // creating archive_dir (with parents) if it is missing.
+  std::string archive_dir;
+  // Standard input of tasks: /dev/null, or the terminal (interactive mode:
+  // with kControllingTerminal the task's stdout and stderr also stay the
+  // runner's instead of going into its TaskLog, so a prompt or debugger is
+  // seen; run such tasks one at a time).
   StdinPolicy task_stdin = StdinPolicy::kDevNull;
   // Where progress lines and the summary go; -1: nowhere.
   int console_fd = 1;
@@ -188,8 +195,11 @@ class Runtime {
   void RunAll(int max_parallel);
 
   // Writes results.json and xunit.xml (through the reporter, or in-process
-  // from the tasks' results when the reporter died), prints the summary and
-  // returns the exit code (kExit*). Running tasks are killed first.
+  // from the tasks' results when the reporter died), writes the archive
+  // (options().archive_dir), prints the summary and returns the exit code
+  // (kExit*). Running tasks are killed first. kExitInfrastructure when the
+  // reporter died or the report or the archive could not be written (the
+  // summary says which and why; the runinfo directory is always kept).
   int Finish();
 
   const RunInfo& runinfo() const { return runinfo_; }

@@ -149,6 +149,7 @@ std::string RunTaskBody(const TaskBodyConfig& config) {
   const TaskDefinition& task = *config.definition;
   tasklog::TaskLogOptions log_options;
   log_options.truncate = true;
+  log_options.capture_stdio = config.capture_stdio;
   const auto log = tasklog::TaskLog::Install(config.log_path, log_options);
   if (!log.ok()) {
     std::fprintf(stderr, "taskfork: task %s: cannot open its log: %s\n",

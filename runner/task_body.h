@@ -28,6 +28,10 @@ struct TaskBodyConfig {
   std::string runinfo_dir;
   std::string reporter_socket;  // empty: no reporter
   StdinPolicy command_stdin = StdinPolicy::kDevNull;
+  // Whether the task's stdout and stderr go into its TaskLog (the default);
+  // false in interactive mode, where they stay the terminal so that a
+  // prompt or a debugger is seen (glog lines still go to the TaskLog).
+  bool capture_stdio = true;
 };
 
 // Runs in the forked task process; returns the encoded TaskOutcome. Never

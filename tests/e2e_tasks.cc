@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -123,6 +124,33 @@ TASKFORK_TASK(e2e_daemon)(TaskContext& context) {
   while (::read(ready[0], &byte, 1) < 0 && errno == EINTR) {
   }
   ::close(ready[0]);
+  return absl::OkStatus();
+}
+
+// args: expected. Prints the prompt "e2e_prompt: answer? " to stdout, reads
+// one line from stdin (the terminal under --interactive) and passes if it is
+// `expected`; fails on another answer or on end of input.
+TASKFORK_TASK(e2e_prompt)(TaskContext& context) {
+  const std::string expected = context.args().at(0);
+  std::fputs("e2e_prompt: answer? ", stdout);
+  std::fflush(stdout);
+  std::string line;
+  char buffer[256];
+  while (line.find('\n') == std::string::npos) {
+    if (std::fgets(buffer, sizeof(buffer), stdin) == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("no answer: end of input after \"", line, "\""));
+    }
+    line += buffer;
+  }
+  line = std::string(absl::StripTrailingAsciiWhitespace(line));
+  LOG(INFO) << "answer: " << line;
+  if (line != expected) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("expected answer \"", expected, "\", got \"", line, "\""));
+  }
+  std::printf("e2e_prompt: thanks\n");
+  std::fflush(stdout);
   return absl::OkStatus();
 }
 

@@ -4,9 +4,11 @@
 // after every test.
 #include <dirent.h>
 #include <fcntl.h>
+#include <termios.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,16 +17,19 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/fd.h"
 #include "base/status_matchers.h"
 #include "fork/process.h"
 #include "gmock/gmock.h"
@@ -70,6 +75,69 @@ std::vector<pid_t> OurChildren() {
   }
   ::closedir(proc);
   return children;
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (looked up in PATH, e.g. the system's tar) to the end; its
+// stdout and stderr go through files under `scratch`.
+CommandResult RunCommand(std::vector<std::string> argv,
+                         const std::string& scratch) {
+  const std::string out = scratch + ".out";
+  const std::string err = scratch + ".err";
+  auto process = Process::Start({}, [&]() -> int {
+    const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out_fd < 0 || err_fd < 0) return 120;
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    std::vector<char*> args;
+    for (std::string& arg : argv) args.push_back(arg.data());
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    return 121;
+  });
+  CommandResult result;
+  EXPECT_THAT(process, IsOk());
+  if (!process.ok()) return result;
+  const auto status = process->Join(absl::Seconds(60));
+  EXPECT_THAT(status, IsOk());
+  if (status.ok()) result.exit_code = status->exit_code;
+  result.out = ReadFile(out);
+  result.err = ReadFile(err);
+  return result;
+}
+
+// The processes that have `path` open, as "pid (comm)" (for failure
+// messages).
+std::string HoldersOf(const std::string& path) {
+  std::string holders;
+  DIR* proc = ::opendir("/proc");
+  while (const dirent* entry = ::readdir(proc)) {
+    pid_t pid;
+    if (!absl::SimpleAtoi(entry->d_name, &pid)) continue;
+    const std::string fd_dir = absl::StrCat("/proc/", pid, "/fd");
+    DIR* fds = ::opendir(fd_dir.c_str());
+    if (fds == nullptr) continue;
+    while (const dirent* fd = ::readdir(fds)) {
+      char target[4096];
+      const ssize_t n = ::readlink((fd_dir + "/" + fd->d_name).c_str(), target,
+                                   sizeof(target));
+      if (n > 0 && std::string(target, n) == path) {
+        absl::StrAppend(&holders, holders.empty() ? "" : ", ", pid, " (",
+                        absl::StripAsciiWhitespace(ReadFile(
+                            absl::StrCat("/proc/", pid, "/comm"))),
+                        ") fd ", fd->d_name);
+      }
+    }
+    ::closedir(fds);
+  }
+  ::closedir(proc);
+  return holders.empty() ? "nobody" : holders;
 }
 
 class RunnerE2ETest : public ::testing::Test {
@@ -426,6 +494,164 @@ TEST_F(RunnerE2ETest, ReporterKilledMidRunExitsThreeWithResultsFromTasks) {
   EXPECT_EQ(ResultOf(TaskOf(results, "survivor")), "passed");
   EXPECT_EQ(ResultOf(TaskOf(results, "failing")), "failed");
   EXPECT_THAT(Stdout(), HasSubstr("reporter server died mid-run"));
+}
+
+TEST_F(RunnerE2ETest, ArchiveDirGetsTheWholeRunAsTarGz) {
+  const std::string archive_dir = dir_ + "/archives/nightly";  // made by the run
+  EXPECT_EQ(Run("name: \"packed\"\n"
+                "task { id: \"a\" function { name: \"e2e_ok\" } }\n",
+                {"--archive_dir=" + archive_dir}),
+            0);
+  char target[4096];
+  const ssize_t n =
+      ::readlink(RunInfoDir().c_str(), target, sizeof(target));
+  ASSERT_GT(n, 0);
+  const std::string uid(target, n);
+  const std::string archive = archive_dir + "/" + uid + ".tar.gz";
+  EXPECT_THAT(Stdout(), HasSubstr("Report:  " + archive));
+
+  const CommandResult list =
+      RunCommand({"tar", "-tzf", archive}, dir_ + "/list");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.err, "");
+  const std::vector<std::string> names =
+      absl::StrSplit(list.out, '\n', absl::SkipEmpty());
+  ASSERT_FALSE(names.empty());
+  EXPECT_EQ(names[0], uid + "/");
+  for (const std::string file : {"JobLog.packed", "TaskLog.a", "env.txt",
+                                 "job.textpb", "results.json", "xunit.xml"}) {
+    EXPECT_THAT(names, ::testing::Contains(uid + "/" + file));
+  }
+  // The archive holds the finished run: the final report and the JobLog with
+  // the summary.
+  const CommandResult results = RunCommand(
+      {"tar", "-xzOf", archive, uid + "/results.json"}, dir_ + "/results");
+  EXPECT_EQ(results.out, ReadFile(RunInfoDir() + "/results.json"));
+  const CommandResult joblog = RunCommand(
+      {"tar", "-xzOf", archive, uid + "/JobLog.packed"}, dir_ + "/joblog");
+  EXPECT_THAT(joblog.out, HasSubstr("Success Rate: 100.00 %"));
+}
+
+TEST_F(RunnerE2ETest, ArchiveThatCannotBeWrittenExitsThreeAndKeepsTheRun) {
+  const std::string plain = dir_ + "/plain";
+  std::ofstream(plain) << "not a directory";
+  EXPECT_EQ(Run("task { id: \"a\" function { name: \"e2e_ok\" } }\n",
+                {"--archive_dir=" + plain + "/archives"}),
+            3);
+  EXPECT_THAT(Stdout(), HasSubstr("no archive written: FAILED_PRECONDITION: "
+                                  "mkdir " + plain + "/archives: Not a "
+                                  "directory [ENOTDIR]"));
+  EXPECT_EQ(ResultOf(TaskOf(Results(), "a")), "passed");
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/xunit.xml"), HasSubstr("<testsuites"));
+}
+
+// Reads the pseudo-terminal `master` into `screen` until `done()` or end of
+// input (EIO: no process has the terminal open any more), waiting at most
+// `timeout` in all. Returns whether `done()` became true; `*closed` tells
+// whether the terminal was closed.
+bool ReadTerminal(int master, std::string* screen,
+                  const std::function<bool()>& done, bool* closed,
+                  absl::Duration timeout = absl::Seconds(60)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  *closed = false;
+  while (!done()) {
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (left <= 0) return false;
+    pollfd p{master, POLLIN, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(left));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return false;
+    char buffer[4096];
+    const ssize_t n = ::read(master, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // EIO: every slave descriptor is closed
+      *closed = true;
+      return done();
+    }
+    screen->append(buffer, n);
+  }
+  return true;
+}
+
+int Count(const std::string& text, const std::string& what) {
+  int count = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+// --interactive as a user at a terminal sees it: the runner in a new session
+// whose controlling terminal is a pseudo-terminal; the test types answers
+// into the master when a task's prompt shows up there.
+TEST_F(RunnerE2ETest, InteractiveTasksReadTheTerminalOneAtATime) {
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  OwnedFd master_fd(master);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  const std::string slave = ::ptsname(master);
+  std::vector<std::string> args = {
+      Runfile("tests/e2e_runner"), "--interactive",
+      "--runinfo_dir=" + dir_ + "/runs",
+      WriteSpec("name: \"asks\"\n"
+                "task { id: \"first\" function { name: \"e2e_prompt\" "
+                "args: \"one\" } }\n"
+                "task { id: \"second\" function { name: \"e2e_prompt\" "
+                "args: \"two\" } }\n")};
+  // Closed on exec (O_CLOEXEC): end of file here means the runner runs.
+  auto exec_pipe = OwnedFd::Pipe();
+  ASSERT_THAT(exec_pipe, IsOk());
+  ProcessOptions options;
+  options.own_process_group = false;  // setsid() fails for a group leader
+  auto runner = Process::Start(options, [&]() -> int {
+    if (::setsid() < 0) return 120;
+    // A session leader's first terminal becomes its controlling terminal.
+    const int fd = ::open(slave.c_str(), O_RDWR);
+    if (fd < 0 || ::ioctl(fd, TIOCSCTTY, 0) != 0) return 121;
+    for (int target = 0; target <= 2; ++target) ::dup2(fd, target);
+    if (fd > 2) ::close(fd);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    return 122;
+  });
+  ASSERT_THAT(runner, IsOk());
+  exec_pipe->write.Reset();
+  pollfd exec_done{exec_pipe->read.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&exec_done, 1, 60000), 1);
+
+  constexpr char kPrompt[] = "e2e_prompt: answer? ";
+  std::string screen;
+  bool closed = false;
+  ASSERT_TRUE(ReadTerminal(
+      master, &screen, [&] { return Count(screen, kPrompt) == 1; }, &closed))
+      << "no prompt on the terminal; it shows:\n" << screen;
+  ASSERT_EQ(::write(master, "one\n", 4), 4);
+  // The second task runs only after the first is done, and gets the
+  // terminal in turn.
+  ASSERT_TRUE(ReadTerminal(
+      master, &screen, [&] { return Count(screen, kPrompt) == 2; }, &closed))
+      << "no second prompt on the terminal; it shows:\n" << screen;
+  EXPECT_EQ(Count(screen, "e2e_prompt: thanks"), 1);
+  ASSERT_EQ(::write(master, "two\n", 4), 4);
+  // When the run is over nothing may keep the terminal open (the reporter
+  // server, a task, ...): reading the master then ends with EIO.
+  EXPECT_TRUE(ReadTerminal(master, &screen, [&] { return closed; }, &closed))
+      << "the terminal is still open after the run, by " << HoldersOf(slave)
+      << "; it shows:\n" << screen;
+  EXPECT_EQ(Finish(*runner), 0) << screen;
+  EXPECT_EQ(Count(screen, "e2e_prompt: thanks"), 2) << screen;
+  EXPECT_THAT(screen, HasSubstr("Success Rate: 100.00 %"));
+  const Struct results = Results();
+  EXPECT_EQ(ResultOf(TaskOf(results, "first")), "passed");
+  EXPECT_EQ(ResultOf(TaskOf(results, "second")), "passed");
+  // The prompt went to the terminal, the task's glog lines to its TaskLog.
+  const std::string log = ReadFile(RunInfoDir() + "/TaskLog.first");
+  EXPECT_THAT(log, HasSubstr("answer: one"));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(kPrompt)));
 }
 
 }  // namespace
