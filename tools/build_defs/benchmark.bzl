@@ -9,12 +9,14 @@
 makes `:queue_benchmark` (cc_binary, run it with `bazel run -c opt`) and
 `:queue_benchmark_smoke_test`, which runs every benchmark in it for a minimal
 time under `bazel test //...`, so a benchmark that crashes or errors fails the
-suite while timing never does.
+suite while timing never does. The binary is visible to //tools/bench, whose
+`compare` harness runs every benchmark (pass `visibility` to change that).
 """
 
 load("//tools/build_defs:copts.bzl", "TASKFORK_COPTS")
 
 def taskfork_cc_benchmark(name, srcs, deps = [], data = [], smoke_args = [], **kwargs):
+    kwargs.setdefault("visibility", ["//tools/bench:__pkg__"])
     native.cc_binary(
         name = name,
         srcs = srcs,
