@@ -79,12 +79,20 @@ namespace {
 // Runs at least this long are appended straight from the source.
 constexpr size_t kDirectAppendBytes = 4096;
 constexpr size_t kMinSlack = 256;
+// At most this much of a reused buffer's spare capacity is taken at once
+// (the taken bytes are zero-filled by resize).
+constexpr size_t kMaxCapacitySlack = 64 * 1024;
 }  // namespace
 
 void Writer::Grow(size_t n) {
   const size_t used = static_cast<size_t>(cur_ - out_->data());
   size_t slack = used > kMinSlack ? used : kMinSlack;
   if (slack < n) slack = n;
+  // A reused buffer (EncodeTo into a cleared string) usually has room for
+  // the whole encoding already: take its capacity in one resize, with no
+  // reallocation, instead of growing (and zero-filling) step by step.
+  const size_t spare = out_->capacity() - used;
+  if (spare > slack) slack = spare < kMaxCapacitySlack ? spare : kMaxCapacitySlack;
   out_->resize(used + slack);
   cur_ = out_->data() + used;
   end_ = out_->data() + out_->size();
@@ -228,6 +236,7 @@ bool Reader::TooDeep() {
 }
 
 bool Reader::VarintSlow(uint64_t* v, absl::string_view what) {
+  *v = 0;  // written on every path (see Reader::Byte)
   const size_t at = offset();
   uint64_t result = 0;
   for (int i = 0; i < 10; ++i) {
@@ -248,7 +257,7 @@ bool Reader::VarintSlow(uint64_t* v, absl::string_view what) {
   return Fail(at, absl::StrCat(what, ": varint longer than 10 bytes"));
 }
 
-bool Reader::Header() {
+bool Reader::HeaderSlow() {
   const size_t size = static_cast<size_t>(end_ - begin_);
   if (size == 0) return Fail(0, "empty input (no header)");
   const size_t magic_bytes = size < sizeof(kMagic) ? size : sizeof(kMagic);

@@ -282,7 +282,11 @@ class Writer {
 
   void Bytes(const void* data, size_t n) {
     if (ABSL_PREDICT_TRUE(n <= static_cast<size_t>(end_ - cur_))) {
-      if (n != 0) std::memcpy(cur_, data, n);
+      if (n <= 16) {
+        SmallCopy(cur_, static_cast<const char*>(data), n);
+      } else {
+        std::memcpy(cur_, data, n);
+      }
       cur_ += n;
       return;
     }
@@ -330,6 +334,32 @@ class Writer {
   // CHECK-fails if the shared objects written form a cycle of shared_ptrs.
   void CheckNoStrongCycles() {
     if (ABSL_PREDICT_FALSE(memo_ != nullptr)) CheckCycles();
+  }
+
+  // Copies n <= 16 bytes inline with fixed-size (possibly overlapping)
+  // moves, which is cheaper than a call to memcpy for the short strings
+  // and keys records are full of. Reads and writes only [src, src + n) and
+  // [dst, dst + n).
+  static void SmallCopy(char* dst, const char* src, size_t n) {
+    if (n >= 8) {
+      uint64_t head, tail;
+      std::memcpy(&head, src, 8);
+      std::memcpy(&tail, src + n - 8, 8);
+      std::memcpy(dst, &head, 8);
+      std::memcpy(dst + n - 8, &tail, 8);
+    } else if (n >= 4) {
+      uint32_t head, tail;
+      std::memcpy(&head, src, 4);
+      std::memcpy(&tail, src + n - 4, 4);
+      std::memcpy(dst, &head, 4);
+      std::memcpy(dst + n - 4, &tail, 4);
+    } else if (n != 0) {
+      // 1..3 bytes: first, middle and last (some may coincide).
+      const char first = src[0], middle = src[n / 2], last = src[n - 1];
+      dst[0] = first;
+      dst[n / 2] = middle;
+      dst[n - 1] = last;
+    }
   }
 
   static void Reverse(char* p, size_t n) {
@@ -389,8 +419,16 @@ class Reader {
     pos_ += n;
     return true;
   }
+  // The primitive readers below (Byte, Tag, Varint, Fixed, Count) write
+  // their output on every path, zero when they fail: a caller that reads it
+  // only after a success never sees an indeterminate value, and the
+  // compiler can see that (GCC 12's -Wmaybe-uninitialized cannot follow the
+  // `return false` through the sticky status otherwise).
   bool Byte(uint8_t* b, absl::string_view what) {
-    if (ABSL_PREDICT_FALSE(pos_ == end_)) return Truncated(1, what);
+    if (ABSL_PREDICT_FALSE(pos_ == end_)) {
+      *b = 0;
+      return Truncated(1, what);
+    }
     *b = static_cast<uint8_t>(*pos_++);
     return true;
   }
@@ -411,6 +449,7 @@ class Reader {
   template <typename T>
   bool Fixed(T* v, absl::string_view what) {
     if (ABSL_PREDICT_FALSE(sizeof(T) > remaining())) {
+      *v = T();
       return Truncated(sizeof(T), what);
     }
     char buf[sizeof(T)];
@@ -449,14 +488,25 @@ class Reader {
   std::vector<MemoEntry>& memo() { return memo_; }
   SharedGraph& shared() { return shared_; }
 
-  // Checks the header against `info_`.
-  bool Header();
+  // Checks the header against `info_`. The common case, the exact header
+  // Encode<T> writes, is one comparison; anything else (a structurally
+  // equal type with another name, or an error) takes the detailed path.
+  bool Header() {
+    const std::string& expected = info_->header;
+    if (ABSL_PREDICT_TRUE(expected.size() <= remaining() &&
+                          std::memcmp(pos_, expected.data(), expected.size()) == 0)) {
+      pos_ += expected.size();
+      return true;
+    }
+    return HeaderSlow();
+  }
   // Checks that every byte was consumed and that the shared objects form no
   // cycle of shared_ptrs.
   bool Finish();
   absl::Status status() && { return std::move(status_); }
 
  private:
+  bool HeaderSlow();
   bool VarintSlow(uint64_t* v, absl::string_view what);
   bool BadTag(size_t at, uint8_t tag, absl::string_view what);
   bool TooLong(size_t at, uint64_t count, size_t min_element_bytes,
@@ -693,12 +743,11 @@ struct Codec<std::basic_string<C, Tr, A>> {
     uint64_t n;
     if (!r.Count(&n, sizeof(C), "string length")) return false;
     if constexpr (sizeof(C) == 1) {
-      const C* p = reinterpret_cast<const C*>(r.pos());
-      if (s.empty()) {
-        s = S(p, n);  // cheaper than assign()'s general path
-      } else {
-        s.assign(p, n);
-      }
+      // clear + append: one copy, and no allocation while the bytes fit
+      // the capacity (assign() takes a general path with aliasing checks;
+      // constructing a temporary and moving it copies twice).
+      s.clear();
+      s.append(reinterpret_cast<const C*>(r.pos()), n);
       r.Skip(n);
     } else {
       s.resize(n);
