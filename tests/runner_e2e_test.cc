@@ -181,7 +181,13 @@ class RunnerE2ETest : public ::testing::Test {
 
   // Starts the e2e runner with `args`; stdout and stderr go to files.
   Process StartRunner(std::vector<std::string> args) {
-    args.insert(args.begin(), Runfile("tests/e2e_runner"));
+    return StartProgram("tests/e2e_runner", std::move(args));
+  }
+
+  // Starts the binary `runfile` with `args`; stdout and stderr go to files.
+  Process StartProgram(const std::string& runfile,
+                       std::vector<std::string> args) {
+    args.insert(args.begin(), Runfile(runfile));
     const std::string out = dir_ + "/stdout";
     const std::string err = dir_ + "/stderr";
     auto process = Process::Start({}, [args, out, err]() mutable -> int {
@@ -652,6 +658,41 @@ TEST_F(RunnerE2ETest, InteractiveTasksReadTheTerminalOneAtATime) {
   const std::string log = ReadFile(RunInfoDir() + "/TaskLog.first");
   EXPECT_THAT(log, HasSubstr("answer: one"));
   EXPECT_THAT(log, ::testing::Not(HasSubstr(kPrompt)));
+}
+
+// The C++ job API example (runner/examples/custom_job.cc): a program with
+// its own Runtime that runs one task, then two in parallel if it passed.
+TEST_F(RunnerE2ETest, CustomJobProgramRunsTasksInCode) {
+  const std::string runs = "--runinfo_dir=" + dir_ + "/runs";
+  Process job = StartProgram("runner/examples/custom_job", {runs});
+  EXPECT_EQ(Finish(job), 0) << Stderr();
+  Struct results = Results();
+  const Struct prepare = TaskOf(results, "prepare");
+  EXPECT_EQ(ResultOf(prepare), "passed");
+  for (const std::string id : {"sum", "count"}) {
+    const Struct task = TaskOf(results, id);
+    EXPECT_EQ(ResultOf(task), "passed") << id;
+    // Started only once "prepare" was done (same ISO 8601 format, so the
+    // strings order as the times do).
+    EXPECT_GE(task.fields().at("starttime").string_value(),
+              prepare.fields().at("stoptime").string_value())
+        << id;
+  }
+  EXPECT_EQ(TaskOf(results, "sum").fields().at("sections").list_value()
+                .values(0).struct_value().fields().at("name").string_value(),
+            "sum");
+  EXPECT_THAT(Stdout(), HasSubstr("Success Rate: 100.00 %"));
+
+  // When the first task fails, the other two never start.
+  Process broken =
+      StartProgram("runner/examples/custom_job", {runs, "--break_prepare"});
+  EXPECT_EQ(Finish(broken), 1);
+  results = Results();
+  EXPECT_EQ(ResultOf(TaskOf(results, "prepare")), "failed");
+  EXPECT_EQ(ReasonOf(TaskOf(results, "prepare")),
+            "UNAVAILABLE: the data source is down (on purpose)");
+  EXPECT_EQ(ResultOf(TaskOf(results, "sum")), "blocked");
+  EXPECT_EQ(ResultOf(TaskOf(results, "count")), "blocked");
 }
 
 }  // namespace
