@@ -416,8 +416,14 @@ Runner FaultTest::StartRunner(std::vector<std::string> args,
   EXPECT_EQ(::pipe2(release_pipe, O_CLOEXEC), 0);
   const int status_w = status_pipe[1];
   const int release_r = release_pipe[0];
+  const int status_r = status_pipe[0];
+  const int release_w = release_pipe[1];
   auto holder = Process::Start(
-      {}, [args, out, err, setup, status_w, release_r]() mutable -> int {
+      {}, [args, out, err, setup, status_w, release_r, status_r,
+           release_w]() mutable -> int {
+        // The test's ends: the holder must see the release end close.
+        ::close(status_r);
+        ::close(release_w);
         absl::Status ready = EnterMountNamespace();
         if (ready.ok()) ready = setup();
         if (!ready.ok()) {
