@@ -74,7 +74,7 @@ class Settings:
     timeout_s: float
 
     def describe(self) -> str:
-        return ("benchmark flags `%s`; runner `--tasks=%d %s`; peers: %s" % (
+        return ("benchmarks `%s`; runner_benchmark `--tasks=%d %s`; %s" % (
             " ".join(self.benchmark_args), self.runner_tasks,
             " ".join(self.runner_args),
             "; ".join("%s `%s`" % (os.path.basename(PEER_SCRIPTS[k]),
@@ -96,7 +96,7 @@ def make_settings(quick: bool, runner_tasks: Optional[int] = None) -> Settings:
                             "--pcall_number", "1"],
                 "ipc_mp": ["--seconds", "0.5"],
             },
-            timeout_s=600)
+            timeout_s=300)
     return Settings(
         quick=False,
         benchmark_args=["--benchmark_min_time=0.5",
@@ -198,7 +198,11 @@ def run_benchmark(what: str, binary: str, args: Sequence[str],
                   timeout_s: float, log=None) -> Tuple[dict, Dict[str, BenchmarkRun]]:
     """Runs one benchmark binary with JSON output to a file; returns
     parse_benchmark_json's result. Raises Failure on a crash, a non-zero exit,
-    a timeout or a reported error."""
+    a timeout or a reported error.
+
+    JSON goes to --benchmark_out, not stdout: the binaries print their own
+    ratio summaries through custom console reporters, which ignore
+    --benchmark_format."""
     with tempfile.TemporaryDirectory(prefix="taskfork_compare.") as scratch:
         out = os.path.join(scratch, "out.json")
         argv = [binary, "--benchmark_out=" + out,
@@ -263,6 +267,8 @@ PEER_PATTERNS: Dict[str, Dict[str, Tuple[str, float]]] = {
         "dumps_ns": (r"pickle\.dumps\s+real\s+" + _NUMBER + r" ns", 1.0),
         "loads_ns": (r"pickle\.loads\s+real\s+" + _NUMBER + r" ns", 1.0),
         "round_trip_ns": (r"round trip\s+real\s+" + _NUMBER + r" ns", 1.0),
+        "round_trip_cpu_ns": (r"round trip\s+real\s+[0-9.]+ ns\s+cpu\s+" +
+                              _NUMBER + r" ns", 1.0),
     },
     "fork_mp": {
         "start_join_ns": (r"Process start\+join\s+real\s+" + _NUMBER + r" us", 1e3),
@@ -388,23 +394,27 @@ class Figure:
 FIGURES: Tuple[Figure, ...] = (
     # //serialize (issue 3): the record is the seed's example + 100 int64 +
     # a 10-entry map<string, double>.
-    Figure("serialize", "record encode+decode vs protobuf", TIME, "",
-           bm("serialize", "BM_Encode_Record", "BM_Decode_Record"),
+    # One process, CPU-bound: CPU time, which a loaded machine inflates less
+    # than wall-clock time.
+    Figure("serialize", "record encode+decode vs protobuf (CPU)", TIME, "",
+           bm("serialize", "BM_Encode_Record", "BM_Decode_Record", field="cpu_ns"),
            peer=bm("serialize", "BM_Protobuf_Encode_Record",
-                   "BM_Protobuf_Decode_Record", label="protobuf"),
+                   "BM_Protobuf_Decode_Record", field="cpu_ns", label="protobuf"),
            targets=(Target("peer", "<=", 1.0, "<= 1x protobuf"),)),
-    Figure("serialize", "record encode+decode vs pickle", TIME, "",
-           bm("serialize", "BM_Encode_Record", "BM_Decode_Record"),
-           peer=py("pickle", "round_trip_ns", "Python pickle"),
+    Figure("serialize", "record encode+decode vs pickle (CPU)", TIME, "",
+           bm("serialize", "BM_Encode_Record", "BM_Decode_Record", field="cpu_ns"),
+           peer=py("pickle", "round_trip_cpu_ns", "Python pickle"),
            targets=(Target("peer", "<=", 0.1, "pickle >= 10x slower"),),
            note="pickle.dumps + pickle.loads, best of the script's repeats"),
-    Figure("serialize", "encode 1 MiB blob", TIME, "",
-           bm("serialize", "BM_Encode_Blob1M"),
-           floor=bm("serialize", "BM_Memcpy_Blob1M", label="memcpy"),
+    Figure("serialize", "encode 1 MiB blob (CPU)", TIME, "",
+           bm("serialize", "BM_Encode_Blob1M", field="cpu_ns"),
+           floor=bm("serialize", "BM_Memcpy_Blob1M", field="cpu_ns",
+                    label="memcpy"),
            targets=(Target("floor", "<=", 2.0, "<= 2x memcpy"),)),
-    Figure("serialize", "decode 1 MiB blob", TIME, "",
-           bm("serialize", "BM_Decode_Blob1M"),
-           floor=bm("serialize", "BM_Memcpy_Blob1M", label="memcpy"),
+    Figure("serialize", "decode 1 MiB blob (CPU)", TIME, "",
+           bm("serialize", "BM_Decode_Blob1M", field="cpu_ns"),
+           floor=bm("serialize", "BM_Memcpy_Blob1M", field="cpu_ns",
+                    label="memcpy"),
            targets=(Target("floor", "<=", 2.0, "<= 2x memcpy"),)),
     # //fork (issue 4).
     Figure("fork", "Process start+join (trivial child)", TIME, "",
@@ -855,9 +865,11 @@ def report_header(settings: Settings, compilation_mode: str, load_before: str,
 
 NOTES = """\
 - taskfork, peer and floor are measured on this machine in one run. Times are
-  wall-clock per operation (lower is better); rates are per second (higher is
-  better). tf/peer and tf/floor are taskfork's figure divided by the other's,
-  in the row's unit: below 1 is faster for times, above 1 is faster for rates.
+  wall-clock per operation (lower is better), except in rows marked (CPU):
+  single-process, CPU-bound figures in CPU time, which a loaded machine
+  inflates less; rates are per second of wall-clock time (higher is better).
+  tf/peer and tf/floor are taskfork's figure divided by the other's, in the
+  row's unit: below 1 is faster for times, above 1 is faster for rates.
 - Benchmark figures are medians over repetitions (full mode) or one run
   (--quick); the Python peers report the best of their repeats, which favours
   the peer. Floors: fork + _exit + waitpid, a minimal spinning shared-memory
