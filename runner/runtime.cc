@@ -231,6 +231,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
       tasklog::JobLog::Install(info.Path(absl::StrCat("JobLog.", opts.job_name)),
                                log_options)
           .status());
+  runtime->joblog_installed_ = true;
   LOG(INFO) << "job " << opts.job_name << " (" << info.uid() << "), runinfo "
             << info.dir() << ", pid " << ::getpid();
 
@@ -274,9 +275,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
   // SIGINT / SIGTERM become events of RunAll's loop. Task processes reset
   // their mask and dispositions (ProcessOptions::reset_signals).
   const sigset_t signals = InterruptSignals();
-  if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) {
+  sigset_t old_mask;
+  if (::pthread_sigmask(SIG_BLOCK, &signals, &old_mask) != 0) {
     return absl::InternalError("pthread_sigmask failed");
   }
+  runtime->saved_signal_mask_ = old_mask;
   runtime->signal_fd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
   if (runtime->signal_fd_ < 0) return ErrnoError(errno, "signalfd");
   if (opts.console_fd >= 0) {
@@ -291,7 +294,24 @@ Runtime::~Runtime() {
       (void)task->process_->Kill();
     }
   }
-  if (signal_fd_ >= 0) ::close(signal_fd_);
+  supervisor_.reset();  // ends escaped descendants, if Finish() did not
+  reporter_.reset();
+  if (signal_fd_ >= 0) {
+    // Interrupts nobody handled any more: the run is over.
+    signalfd_siginfo info;
+    while (::read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
+    }
+    ::close(signal_fd_);
+  }
+  if (saved_signal_mask_.has_value()) {
+    ::pthread_sigmask(SIG_SETMASK, &*saved_signal_mask_, nullptr);
+  }
+  if (joblog_installed_) {
+    const absl::Status uninstalled = tasklog::TaskLog::Uninstall();
+    if (!uninstalled.ok()) {
+      LOG(WARNING) << "JobLog: " << uninstalled;
+    }
+  }
 }
 
 std::string Runtime::reporter_socket() const {

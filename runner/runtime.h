@@ -12,6 +12,7 @@
 #ifndef TASKFORK_RUNNER_RUNTIME_H_
 #define TASKFORK_RUNNER_RUNTIME_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -180,7 +181,13 @@ class Runtime {
 
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
-  // Kills what is still running (SIGKILL to each task's group).
+  // Kills what is still running (SIGKILL to each task's group), ends
+  // escaped descendants (if Finish() did not), and undoes what Create() did
+  // to the process: uninstalls the JobLog (a TaskLog installed before
+  // Create() is not restored), closes its descriptors, and restores the
+  // signal mask (a SIGINT/SIGTERM that arrived after the last one RunAll()
+  // handled is discarded first). Afterwards the process has the descriptors
+  // and children it had before Create() (tests/runtime_leftovers_test.cc).
   ~Runtime();
 
   // Declares a task (registered with the reporter, so it appears in the
@@ -236,6 +243,9 @@ class Runtime {
   bool infrastructure_failed_ = false;
   int interrupts_ = 0;
   int signal_fd_ = -1;
+  // The signal mask before Create() blocked SIGINT and SIGTERM.
+  std::optional<sigset_t> saved_signal_mask_;
+  bool joblog_installed_ = false;
   bool finished_ = false;
 };
 

@@ -1,7 +1,8 @@
 // End-to-end tests of the runner binary: real job specs, real task processes,
 // real reporter, real signals. The test process is a child subreaper, so any
 // process a run leaves behind becomes its child and is found (and failed on)
-// after every test.
+// after every test, as is any named /dev/shm segment of the run's processes.
+// Descriptors left in a process that ran a job: tests/runtime_leftovers_test.
 #include <dirent.h>
 #include <fcntl.h>
 #include <termios.h>
@@ -36,6 +37,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/run_leftovers.h"
 
 namespace taskfork {
 namespace {
@@ -165,6 +167,10 @@ class RunnerE2ETest : public ::testing::Test {
     EXPECT_TRUE(leftovers.empty())
         << leftovers.size() << " process(es) outlived the run, e.g. pid "
         << leftovers[0];
+    // Nor a /dev/shm segment of any process the runs' logs name.
+    EXPECT_THAT(tests::SharedMemorySegmentsOf(
+                    tests::PidsNamedInRuns(dir_ + "/runs")),
+                ::testing::IsEmpty());
   }
 
   std::string WriteSpec(const std::string& text) {

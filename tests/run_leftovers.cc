@@ -1,0 +1,118 @@
+#include "tests/run_leftovers.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace taskfork::tests {
+namespace {
+
+std::vector<std::string> Names(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  return names;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void AddPid(const std::string& text, std::set<pid_t>* pids) {
+  pid_t pid;
+  if (absl::SimpleAtoi(text, &pid) && pid > 0) pids->insert(pid);
+}
+
+}  // namespace
+
+std::set<pid_t> PidsNamedInRun(const std::string& run_dir) {
+  std::set<pid_t> pids;
+  const std::regex line_pid(R"((?:^|\n)[0-9T:.-]+Z [IWEF] ([0-9]+) )");
+  const std::regex file_pid(R"(:pid-([0-9]+)$)");
+  for (const std::string& name : Names(run_dir)) {
+    if (name.rfind("JobLog.", 0) != 0 && name.rfind("TaskLog.", 0) != 0) {
+      continue;
+    }
+    std::smatch match;
+    if (std::regex_search(name, match, file_pid)) AddPid(match[1], &pids);
+    const std::string text = ReadFile(run_dir + "/" + name);
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), line_pid);
+         it != std::sregex_iterator(); ++it) {
+      AddPid((*it)[1], &pids);
+    }
+  }
+  return pids;
+}
+
+std::set<pid_t> PidsNamedInRuns(const std::string& runinfo_root) {
+  std::set<pid_t> pids;
+  for (const std::string& name : Names(runinfo_root)) {
+    if (name == "latest") continue;
+    const std::set<pid_t> run = PidsNamedInRun(runinfo_root + "/" + name);
+    pids.insert(run.begin(), run.end());
+  }
+  return pids;
+}
+
+std::vector<std::string> SharedMemorySegmentsOf(const std::set<pid_t>& pids) {
+  std::vector<std::string> found;
+  for (const std::string& name : Names("/dev/shm")) {
+    for (pid_t pid : pids) {
+      if (name.find(absl::StrCat("-", pid, "-")) != std::string::npos) {
+        found.push_back(name);
+        break;
+      }
+    }
+  }
+  return found;
+}
+
+std::vector<pid_t> LivingProcesses(const std::set<pid_t>& pids,
+                                   const std::set<pid_t>& ignore) {
+  std::vector<pid_t> living;
+  for (pid_t pid : pids) {
+    if (ignore.count(pid) != 0 || ::kill(pid, 0) != 0) continue;
+    // A zombie (state Z) is not running; the subreaper check reaps those.
+    const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos && close + 2 < stat.size() &&
+        stat[close + 2] == 'Z') {
+      continue;
+    }
+    living.push_back(pid);
+  }
+  return living;
+}
+
+std::map<int, std::string> OpenDescriptors() {
+  std::map<int, std::string> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return fds;
+  const int own = ::dirfd(dir);
+  while (const dirent* entry = ::readdir(dir)) {
+    int fd;
+    if (!absl::SimpleAtoi(entry->d_name, &fd) || fd == own) continue;
+    char target[4096];
+    const ssize_t n = ::readlinkat(own, entry->d_name, target, sizeof(target));
+    fds[fd] = n > 0 ? std::string(target, n) : "?";
+  }
+  ::closedir(dir);
+  return fds;
+}
+
+}  // namespace taskfork::tests
