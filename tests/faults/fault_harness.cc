@@ -364,6 +364,7 @@ void FaultTest::SetUp() {
   dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
                       info->test_suite_name(), ".", info->name());
   ASSERT_EQ(::mkdir(dir_.c_str(), 0755), 0) << dir_;
+  runs_dir_ = dir_ + "/runs";
   shm_prefix_ = absl::StrCat("tf-faults-", ::getpid(), "-", shm_counter++);
   fds_before_ = OpenDescriptors();
 }
@@ -384,7 +385,7 @@ void FaultTest::TearDown() {
 }
 
 std::string FaultTest::RunInfoFlag() const {
-  return absl::StrCat("--runinfo_dir=", dir_, "/runs");
+  return absl::StrCat("--runinfo_dir=", runs_dir_);
 }
 
 std::string FaultTest::WriteSpec(const std::string& text,
@@ -476,7 +477,7 @@ int FaultTest::Run(const std::string& spec_text,
 }
 
 std::string FaultTest::RunDir(const Runner& runner) const {
-  const std::string runs = absl::StrCat(dir_, "/runs");
+  const std::string& runs = runs_dir_;
   char target[4096];
   const ssize_t n = ::readlink(runner.Path(runs + "/latest").c_str(), target,
                                sizeof(target));

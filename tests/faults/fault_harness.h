@@ -81,6 +81,10 @@ class Runner {
 
   // The runner's pid.
   pid_t pid() const { return runner_pid_; }
+  // The namespace holder's pid (-1 for a plain run).
+  pid_t holder_pid() const {
+    return namespaced_ && process_.has_value() ? process_->pid() : -1;
+  }
   // Sends `signo` to the runner process only.
   void Signal(int signo) const;
   // Sends `signo` to the runner's process group (a terminal's Ctrl-C).
@@ -144,8 +148,10 @@ class FaultTest : public ::testing::Test {
   const std::string& dir() const { return dir_; }
   // A unique prefix for this test's /dev/shm names ("tf-faults-<pid>-<n>").
   const std::string& shm_prefix() const { return shm_prefix_; }
-  // "--runinfo_dir=<dir>/runs"
+  // "--runinfo_dir=<runs dir>" (default <dir>/runs).
   std::string RunInfoFlag() const;
+  // Makes RunInfoFlag(), RunDir() and Results() use `path`.
+  void SetRunsDir(std::string path) { runs_dir_ = std::move(path); }
   // Writes `text` to <dir>/<name> and returns the path.
   std::string WriteSpec(const std::string& text,
                         const std::string& name = "job.textpb");
@@ -186,6 +192,7 @@ class FaultTest : public ::testing::Test {
  private:
   std::string dir_;
   std::string shm_prefix_;
+  std::string runs_dir_;
   std::map<int, std::string> fds_before_;
 };
 

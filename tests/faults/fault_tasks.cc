@@ -18,6 +18,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/errno.h"
 #include "fork/process.h"
 #include "glog/logging.h"
@@ -276,17 +278,23 @@ TASKFORK_TASK(fault_busy)(TaskContext& context) {
   absl::StatusOr<ipc::Queue> queue =
       ipc::Queue::Create({.capacity_bytes = 64 << 10});
   if (!queue.ok()) return queue.status();
+  // Each round is 1 ms of "work" (a sleep: this is the load, not a
+  // synchronisation), a log line, and every 10th round a reported section
+  // with a step.
   auto work = [&context](const std::string& who, int64_t n) {
     reporter::ReportClient* client = context.reporter();
     for (int64_t i = 0; i < n; ++i) {
-      if (client == nullptr) continue;
-      reporter::ScopedSection section =
-          client->Section(absl::StrCat(who, " round ", i));
-      for (int step = 0; step < 4; ++step) {
-        section.Step(absl::StrCat("step ", step));
-      }
-      (void)client->Flush();
+      absl::SleepFor(absl::Milliseconds(1));
       LOG(INFO) << who << " round " << i;
+      if (client == nullptr || i % 10 != 0) continue;
+      {
+        reporter::ScopedSection section =
+            client->Section(absl::StrCat(who, " round ", i));
+        section.Step("step");
+      }
+      // After the section's stop: a forked child _exits without flushing
+      // its client, so events still queued then are lost (see README).
+      (void)client->Flush();
     }
   };
   std::vector<Process> kids;
