@@ -121,8 +121,9 @@
 
 namespace taskfork::serialize {
 
-// Format version written in every header (see FORMAT.md).
-inline constexpr uint8_t kFormatVersion = 1;
+// Format version written in every header (see FORMAT.md). Version 2 writes
+// ordered sets and maps in descending order; Decode reads only this version.
+inline constexpr uint8_t kFormatVersion = 2;
 // The deepest nesting Encode writes and Decode accepts. Every container,
 // class, pair/tuple, optional, variant, StatusOr and pointer level counts one
 // (a linked list through std::unique_ptr uses two levels per node).
@@ -930,6 +931,30 @@ inline constexpr bool kIsHashed<std::unordered_map<K, V, H, E, A>> = true;
 template <typename K, typename H, typename E, typename A>
 inline constexpr bool kIsHashed<std::unordered_set<K, H, E, A>> = true;
 
+// Ordered containers are written in reverse iteration order (descending
+// keys; equal keys of a multi- container last to first) and decoded by
+// inserting each element at the front: with the hint begin(), std::map and
+// std::set then compare each new key once (at the end, they compare twice:
+// once to check the hint and once more to link the node). Unordered
+// containers keep their iteration order; the hint does not matter there.
+template <typename M, typename F>
+void ForEachInWireOrder(const M& m, F&& f) {
+  if constexpr (kIsHashed<M>) {
+    for (const auto& e : m) f(e);
+  } else {
+    // Not a reverse_iterator: it steps back on every dereference too.
+    for (auto it = m.end(); it != m.begin();) f(*--it);
+  }
+}
+template <typename M>
+typename M::iterator DecodeHint(M& m) {
+  if constexpr (kIsHashed<M>) {
+    return m.end();
+  } else {
+    return m.begin();
+  }
+}
+
 template <typename M>
 void ReserveIfHashed(M& m, uint64_t n) {
   if constexpr (kIsHashed<M>) {
@@ -954,7 +979,7 @@ struct SetCodec {
   static void Encode(const S& s, Writer& w) {
     w.Enter();
     w.Varint(s.size());
-    for (const K& k : s) EncodeValue(k, w);
+    ForEachInWireOrder(s, [&w](const K& k) { EncodeValue(k, w); });
     w.Leave();
   }
   static bool Decode(Reader& r, S& s) {
@@ -968,7 +993,7 @@ struct SetCodec {
       K k = MakeDefault<K>();
       if (!DecodeValue(r, k)) return false;
       const size_t before = s.size();
-      s.insert(s.end(), std::move(k));
+      s.insert(DecodeHint(s), std::move(k));
       if (kIsUniqueKeys<S> && s.size() == before) {
         return r.Fail(at, "duplicate set element");
       }
@@ -997,10 +1022,10 @@ struct MapCodec {
   static void Encode(const M& m, Writer& w) {
     w.Enter();
     w.Varint(m.size());
-    for (const auto& [k, v] : m) {
-      EncodeValue(k, w);
-      EncodeValue(v, w);
-    }
+    ForEachInWireOrder(m, [&w](const auto& kv) {
+      EncodeValue(kv.first, w);
+      EncodeValue(kv.second, w);
+    });
     w.Leave();
   }
   static bool Decode(Reader& r, M& m) {
@@ -1020,14 +1045,14 @@ struct MapCodec {
         // Builds the key in its node: no temporary string.
         uint64_t size;
         if (!r.Count(&size, 1, "string length")) return false;
-        it = m.emplace_hint(m.end(), std::piecewise_construct,
+        it = m.emplace_hint(DecodeHint(m), std::piecewise_construct,
                             std::forward_as_tuple(r.pos(), size),
                             std::forward_as_tuple());
         r.Skip(size);
       } else {
         K k = MakeDefault<K>();
         if (!DecodeValue(r, k)) return false;
-        it = m.emplace_hint(m.end(), std::move(k), MakeDefault<V>());
+        it = m.emplace_hint(DecodeHint(m), std::move(k), MakeDefault<V>());
       }
       if (kIsUniqueKeys<M> && m.size() == before) {
         return r.Fail(at, "duplicate map key");

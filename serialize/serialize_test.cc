@@ -582,13 +582,37 @@ TEST(SerializeFormat, KnownBytes) {
   // Pins the wire format documented in FORMAT.md.
   const std::string bytes = Encode(std::vector<uint16_t>{1, 0x0302});
   const std::string name = "[u16]";
-  std::string expected("\x89TFS\x01", 5);
+  std::string expected("\x89TFS\x02", 5);
   const uint64_t fp = serialize_internal::Fingerprint("[u16]");
   for (int i = 0; i < 8; ++i) expected.push_back(static_cast<char>(fp >> (8 * i)));
   expected.push_back(static_cast<char>(name.size()));
   expected += name;
   expected += std::string("\x02\x01\x00\x02\x03", 5);
   EXPECT_EQ(bytes, expected);
+}
+
+TEST(SerializeFormat, OrderedContainersAreWrittenInDescendingOrder) {
+  // FORMAT.md, version 2: sets and maps last to first (one key comparison
+  // per element when decoding), unordered containers in iteration order.
+  const std::string body =
+      Encode(std::map<int8_t, int8_t>{{1, 10}, {2, 20}, {3, 30}})
+          .substr(serialize_internal::GetTypeInfo<std::map<int8_t, int8_t>>()
+                      .header.size());
+  EXPECT_EQ(body, std::string("\x03\x03\x1e\x02\x14\x01\x0a", 7));
+  const std::string set_body =
+      Encode(std::set<int8_t>{1, 2}).substr(
+          serialize_internal::GetTypeInfo<std::set<int8_t>>().header.size());
+  EXPECT_EQ(set_body, std::string("\x02\x02\x01", 3));
+}
+
+TEST(SerializeFormat, MultimapKeepsTheOrderOfEqualKeys) {
+  const std::multimap<int, std::string> m = {
+      {2, "a"}, {1, "b"}, {2, "c"}, {1, "d"}, {2, "e"}};
+  using M = std::multimap<int, std::string>;
+  EXPECT_THAT(Decode<M>(Encode(m)), IsOkAndHolds(m));
+  using S = std::multiset<std::pair<int, int>>;
+  const S pairs = {{1, 2}, {1, 2}, {0, 1}};
+  EXPECT_THAT(Decode<S>(Encode(pairs)), IsOkAndHolds(pairs));
 }
 
 TEST(SerializeFormat, Deterministic) {
