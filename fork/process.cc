@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -41,6 +40,7 @@
 #include "base/fd.h"
 #include "base/status_macros.h"
 #include "fork/internal/managed_children.h"
+#include "fork/internal/os.h"
 #include "glog/logging.h"
 
 extern char** environ;
@@ -153,21 +153,6 @@ std::string Demangle(const char* mangled) {
   return result;
 }
 
-// Reads a whole (small, /proc) file through an O_CLOEXEC descriptor (std::
-// ifstream does not set O_CLOEXEC, so a concurrent fork+exec could leak it).
-std::string ReadSmallFile(const std::string& path) {
-  std::string text;
-  absl::StatusOr<OwnedFd> fd = OwnedFd::Open(path, O_RDONLY);
-  if (!fd.ok()) return text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = RetryOnEintr([&] { return ::read(fd->get(), buf, sizeof(buf)); });
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
-}
-
 // The command line area [arg_start, arg_end) of this process, from
 // /proc/self/stat (fields 48 and 49), read once in the parent.
 struct ArgArea {
@@ -178,7 +163,7 @@ struct ArgArea {
 ArgArea GetArgArea() {
   static const ArgArea area = [] {
     ArgArea result;
-    const std::string stat = ReadSmallFile("/proc/self/stat");
+    const std::string stat = fork_internal::ReadSmallFile("/proc/self/stat");
     const size_t paren = stat.rfind(')');
     if (paren == std::string::npos) return result;
     // Fields after "(comm)" start with field 3 (state).
@@ -194,13 +179,6 @@ ArgArea GetArgArea() {
     return result;
   }();
   return area;
-}
-
-long PidfdOpen(pid_t pid) { return ::syscall(SYS_pidfd_open, pid, 0); }
-
-int PidfdSendSignal(int pidfd, int signo) {
-  return static_cast<int>(
-      ::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
 }
 
 // Blocks SIGTTOU in the calling thread for the scope (tcsetpgrp from a
@@ -481,7 +459,7 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   }
   TASKFORK_RETURN_IF_ERROR(channel.write.Close());
   process.channel_ = std::move(channel.read);
-  const long pidfd = PidfdOpen(pid);
+  const long pidfd = fork_internal::PidfdOpen(pid);
   if (pidfd < 0) {
     const int error = errno;
     // No pidfd: kill and reap it here; the destructor could not wait.
@@ -727,7 +705,7 @@ absl::StatusOr<ExitStatus> Process::Join(absl::Duration timeout) {
 
 absl::Status Process::SendSignal(int signo) {
   const int rc = own_group_ ? ::kill(-pid_, signo)
-                            : PidfdSendSignal(pidfd_.get(), signo);
+                            : fork_internal::PidfdSendSignal(pidfd_.get(), signo);
   if (rc != 0 && errno != ESRCH) {
     return ErrnoError(errno, own_group_ ? "kill process group" : "kill pid",
                       absl::StrCat(pid_));

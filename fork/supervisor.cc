@@ -6,7 +6,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +26,7 @@
 #include "base/fd.h"
 #include "base/status_macros.h"
 #include "fork/internal/managed_children.h"
+#include "fork/internal/os.h"
 #include "glog/logging.h"
 
 namespace taskfork {
@@ -37,21 +37,6 @@ constexpr idtype_t P_PIDFD = static_cast<idtype_t>(3);  // Linux >= 5.4
 #endif
 
 std::atomic<bool> g_supervisor_exists{false};
-
-// Reads a whole (small, /proc) file through an O_CLOEXEC descriptor (std::
-// ifstream does not set O_CLOEXEC, so a concurrent fork+exec could leak it).
-std::string ReadSmallFile(const std::string& path) {
-  std::string text;
-  absl::StatusOr<OwnedFd> fd = OwnedFd::Open(path, O_RDONLY);
-  if (!fd.ok()) return text;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = RetryOnEintr([&] { return ::read(fd->get(), buf, sizeof(buf)); });
-    if (n <= 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  return text;
-}
 
 // One orphan being ended: its pid and a pidfd that pins it.
 struct Target {
@@ -65,7 +50,7 @@ struct Target {
 // waitid(P_PIDFD, WNOWAIT) fails with ECHILD for anyone else's process.
 // Returns an invalid OwnedFd when it is not (or no longer) ours.
 absl::StatusOr<OwnedFd> OpenOwnChild(pid_t pid) {
-  const long fd = ::syscall(SYS_pidfd_open, pid, 0);
+  const long fd = fork_internal::PidfdOpen(pid);
   if (fd < 0) {
     if (errno == ESRCH) return OwnedFd();
     return ErrnoError(errno, "pidfd_open orphan", absl::StrCat(pid));
@@ -107,11 +92,6 @@ absl::StatusOr<std::optional<ExitStatus>> Reap(pid_t pid, int options) {
   if (r == pid) return std::optional<ExitStatus>(FromWait(pid, status, usage));
   if (r == 0 || (r < 0 && errno == ECHILD)) return std::optional<ExitStatus>();
   return ErrnoError(errno, "wait4 orphan", absl::StrCat(pid));
-}
-
-int PidfdSignal(int pidfd, int signo) {
-  return static_cast<int>(
-      ::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
 }
 
 // Waits until every target has exited or `deadline`.
@@ -191,8 +171,8 @@ absl::StatusOr<std::vector<pid_t>> Supervisor::Orphans() const {
   if (tasks == nullptr) return ErrnoError(errno, "opendir", "/proc/self/task");
   while (dirent* entry = ::readdir(tasks)) {
     if (entry->d_name[0] == '.') continue;
-    const std::string text =
-        ReadSmallFile(absl::StrCat("/proc/self/task/", entry->d_name, "/children"));
+    const std::string text = fork_internal::ReadSmallFile(
+        absl::StrCat("/proc/self/task/", entry->d_name, "/children"));
     for (absl::string_view word :
          absl::StrSplit(text, ' ', absl::SkipWhitespace())) {
       pid_t pid = 0;
@@ -231,11 +211,13 @@ absl::StatusOr<std::vector<ExitStatus>> Supervisor::KillOrphans(
     }
     if (targets.empty()) return ended;
     if (grace > absl::ZeroDuration()) {
-      for (Target& t : targets) PidfdSignal(t.pidfd.get(), SIGTERM);
+      for (Target& t : targets) {
+        fork_internal::PidfdSendSignal(t.pidfd.get(), SIGTERM);
+      }
       TASKFORK_RETURN_IF_ERROR(WaitAll(targets, absl::Now() + grace));
     }
     for (Target& t : targets) {
-      if (!t.exited) PidfdSignal(t.pidfd.get(), SIGKILL);
+      if (!t.exited) fork_internal::PidfdSendSignal(t.pidfd.get(), SIGKILL);
     }
     TASKFORK_RETURN_IF_ERROR(WaitAll(targets, absl::InfiniteFuture()));
     for (Target& t : targets) {
