@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -80,7 +82,7 @@ struct SetupError {
 const char* StageName(int32_t stage) {
   switch (stage) {
     case kStageStdinDevNull:
-      return "open /dev/null as stdin";
+      return "dup2 /dev/null to stdin";
     case kStageStdinTerminal:
       return "open /dev/tty as stdin (StdinPolicy::kControllingTerminal)";
     case kStageForeground:
@@ -202,13 +204,14 @@ class BlockSigttou {
 struct ChildPlan {
   const ProcessOptions* options;
   pid_t parent_pid;
-  int channel;                 // write end
+  int channel;                 // write end (O_NONBLOCK, see StartImpl)
+  int dev_null;                // for StdinPolicy::kDevNull, else -1
   char** environment;          // nullptr: keep
   ArgArea title_area;          // size 0: no title
 };
 
 [[noreturn]] void RunChild(const ChildPlan& plan, bool sends_result,
-                           absl::AnyInvocable<int(std::string*)>& main) {
+                           absl::FunctionRef<int(std::string*)> main) {
   const ProcessOptions& options = *plan.options;
   const int channel = plan.channel;
 
@@ -216,14 +219,15 @@ struct ChildPlan {
     FailSetup(channel, kStageProcessGroup, errno);
   }
   if (options.reset_signals) {
+    // Zero-initialized: SIG_DFL, no flags, an empty sa_mask (without
+    // sigemptyset, whose code would be one more page to fault in here).
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
     for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) {
       ::sigaction(signo, &dfl, nullptr);
     }
     sigset_t none;
-    sigemptyset(&none);
+    std::memset(&none, 0, sizeof(none));
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
   }
   if (options.parent_death_signal != 0) {
@@ -239,15 +243,13 @@ struct ChildPlan {
   switch (options.stdin_policy) {
     case StdinPolicy::kInherit:
       break;
-    case StdinPolicy::kDevNull: {
-      const int fd = ::open("/dev/null", O_RDONLY);
-      if (fd < 0) FailSetup(channel, kStageStdinDevNull, errno);
-      if (fd != 0) {
-        ::dup2(fd, 0);
-        ::close(fd);
+    case StdinPolicy::kDevNull:
+      // The parent's /dev/null descriptor (see DevNull()); it stays open
+      // here too (O_CLOEXEC), so that this child's own children reuse it.
+      if (plan.dev_null != 0 && ::dup2(plan.dev_null, 0) < 0) {
+        FailSetup(channel, kStageStdinDevNull, errno);
       }
       break;
-    }
     case StdinPolicy::kControllingTerminal: {
       const int fd = ::open("/dev/tty", O_RDWR);
       if (fd < 0) FailSetup(channel, kStageStdinTerminal, errno);
@@ -283,16 +285,23 @@ struct ChildPlan {
   // The body: from here on the child runs arbitrary user code anyway.
   int code = 0;
   try {
-    std::string result;
-    code = main(&result);
-    if (sends_result && result.size() > (64 << 10)) {
-      // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
-      // then: many enlarged pipes would count against the user's pipe quota
-      // (pipe-user-pages-soft). EPERM over the limit keeps the default.
-      ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
-    }
-    if (sends_result && !WriteFrame(channel, kResultFrame, result)) {
-      code = kChildSetupFailedExitCode;  // the parent went away
+    if (!sends_result) {
+      code = main(nullptr);
+    } else {
+      std::string result;
+      code = main(&result);
+      // A result of any size: blocking writes (the parent drains the pipe).
+      ::fcntl(channel, F_SETFL, 0);
+      if (result.size() > (64 << 10)) {
+        // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
+        // then: many enlarged pipes would count against the user's pipe
+        // quota (pipe-user-pages-soft). EPERM over the limit keeps the
+        // default.
+        ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
+      }
+      if (!WriteFrame(channel, kResultFrame, result)) {
+        code = kChildSetupFailedExitCode;  // the parent went away
+      }
     }
   } catch (const std::exception& e) {
     const std::type_info* type = abi::__cxa_current_exception_type();
@@ -315,6 +324,48 @@ struct ChildPlan {
   if (::__fpending(stdout) > 0) std::fflush(stdout);
   if (::__fpending(stderr) > 0) std::fflush(stderr);
   ::_exit(code & 0xff);
+}
+
+// A read-only O_CLOEXEC descriptor of /dev/null, opened once per process
+// and re-checked (fstat) on each call: a child's stdin is dup2()ed from it,
+// which costs the child no open(2) and no final close. If someone closed it
+// (a close-all-descriptors loop) or its number now names another file, it is
+// opened again. Thread-safe and lock-free (a fork child may call it while
+// another parent thread was inside at fork time).
+absl::StatusOr<int> DevNull() {
+  struct Cached {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    dev_t rdev;
+    const Cached* replaced;  // kept: a racing caller may still read it
+  };
+  static std::atomic<const Cached*> current{nullptr};
+  struct stat st;
+  const Cached* cached = current.load(std::memory_order_acquire);
+  if (cached != nullptr && ::fstat(cached->fd, &st) == 0 &&
+      st.st_dev == cached->dev && st.st_ino == cached->ino &&
+      st.st_rdev == cached->rdev && S_ISCHR(st.st_mode)) {
+    return cached->fd;
+  }
+  // The old number (if any) is not ours any more: it is not closed.
+  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "open", "/dev/null");
+  if (::fstat(fd, &st) != 0) {
+    const int error = errno;
+    ::close(fd);
+    return ErrnoError(error, "fstat", "/dev/null");
+  }
+  const Cached* fresh =
+      new Cached{fd, st.st_dev, st.st_ino, st.st_rdev, cached};
+  if (!current.compare_exchange_strong(cached, fresh,
+                                       std::memory_order_acq_rel)) {
+    // Another thread installed one first: use it, drop ours.
+    ::close(fd);
+    delete fresh;
+    return cached->fd;
+  }
+  return fd;
 }
 
 absl::Status ValidateOptions(const ProcessOptions& options) {
@@ -395,19 +446,17 @@ std::string ExitStatus::ToString() const {
 
 absl::StatusOr<Process> Process::Start(ProcessOptions options,
                                        absl::AnyInvocable<int()> body) {
-  return StartImpl(std::move(options), /*sends_result=*/false,
-                   [body = std::move(body)](std::string*) mutable {
-                     return body();
-                   });
+  auto main = [&body](std::string*) { return body(); };
+  return StartImpl(std::move(options), /*sends_result=*/false, main);
 }
 
 absl::StatusOr<Process> Process::StartWithResultBytes(
     ProcessOptions options, absl::AnyInvocable<std::string()> body) {
-  return StartImpl(std::move(options), /*sends_result=*/true,
-                   [body = std::move(body)](std::string* result) mutable {
-                     *result = body();
-                     return 0;
-                   });
+  auto main = [&body](std::string* result) {
+    *result = body();
+    return 0;
+  };
+  return StartImpl(std::move(options), /*sends_result=*/true, main);
 }
 
 absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
@@ -419,21 +468,29 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   if (options.set_cmdline_title && !options.name.empty()) {
     title_area = GetArgArea();
   }
-  TASKFORK_ASSIGN_OR_RETURN(OwnedFd::PipeEnds channel, OwnedFd::Pipe());
-  if (::fcntl(channel.read.get(), F_SETFL, O_NONBLOCK) != 0) {
-    return ErrnoError(errno, "fcntl O_NONBLOCK on a result pipe");
+  int dev_null = -1;
+  if (options.stdin_policy == StdinPolicy::kDevNull) {
+    TASKFORK_ASSIGN_OR_RETURN(dev_null, DevNull());
   }
+  // Both ends non-blocking (one system call instead of pipe2 + fcntl): the
+  // parent's read end must be; the child writes at most a few KiB of
+  // diagnostics (they always fit) or clears O_NONBLOCK before its result.
+  TASKFORK_ASSIGN_OR_RETURN(OwnedFd::PipeEnds channel,
+                            OwnedFd::Pipe(O_NONBLOCK));
 
   ChildPlan plan;
   plan.options = &options;
   plan.parent_pid = ::getpid();
   plan.channel = channel.write.get();
+  plan.dev_null = dev_null;
   plan.environment = options.env.empty() ? nullptr : environment.pointers.data();
   plan.title_area = title_area;
 
   // Nothing buffered in stdio may be written twice (by parent and child).
-  std::fflush(stdout);
-  std::fflush(stderr);
+  // Only when something is buffered: fflush writes the stream's lock and
+  // state, a copy-on-write fault after every fork otherwise.
+  if (::__fpending(stdout) > 0) std::fflush(stdout);
+  if (::__fpending(stderr) > 0) std::fflush(stderr);
 
   fork_internal::ForkLock fork_lock;
   const pid_t pid = ::fork();
@@ -633,8 +690,7 @@ absl::Status Process::WaitExited(absl::Time deadline) {
       DrainResult().IgnoreError();  // kept in channel_error_
     }
     if (fds[0].revents != 0) {
-      // Exited: what it wrote is in the pipe now (it cannot write more).
-      if (channel_.valid()) DrainResult().IgnoreError();
+      // Exited: what it wrote is in the pipe now; Reap() reads it.
       return absl::OkStatus();
     }
     if (ready == 0) {
@@ -644,7 +700,7 @@ absl::Status Process::WaitExited(absl::Time deadline) {
   }
 }
 
-absl::Status Process::Reap() {
+absl::Status Process::Reap(int wait_options) {
   if (restore_terminal_) {
     // Give the terminal's foreground back to our group if the child had it.
     const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -658,8 +714,8 @@ absl::Status Process::Reap() {
   }
   int status = 0;
   rusage usage{};
-  const pid_t reaped =
-      RetryOnEintr([&] { return ::wait4(pid_, &status, WNOHANG, &usage); });
+  const pid_t reaped = RetryOnEintr(
+      [&] { return ::wait4(pid_, &status, wait_options, &usage); });
   if (reaped != pid_) {
     if (reaped < 0 && errno == ECHILD) {
       return absl::InternalError(absl::StrCat(
@@ -672,6 +728,16 @@ absl::Status Process::Reap() {
         absl::StrCat("wait4 pid ", pid_, ": pidfd readable but not exited"));
   }
   fork_internal::RemoveManagedChild(pid_);
+  // What the child wrote is in the pipe now (it cannot write more). A plain
+  // Process writes only when its body threw or its setup failed (exit codes
+  // 70 and 71), or perhaps before a signal killed it: else nothing to read.
+  if (channel_.valid() &&
+      (sends_result_ || WIFSIGNALED(status) ||
+       (WIFEXITED(status) &&
+        (WEXITSTATUS(status) == kUncaughtExceptionExitCode ||
+         WEXITSTATUS(status) == kChildSetupFailedExitCode)))) {
+    DrainResult().IgnoreError();  // kept in channel_error_
+  }
   ExitStatus exit;
   exit.pid = pid_;
   if (WIFEXITED(status)) {
@@ -693,11 +759,18 @@ absl::Status Process::Reap() {
 absl::StatusOr<ExitStatus> Process::Join(absl::Duration timeout) {
   CHECK_GT(pid_, 0) << "Join() on an empty (moved-from) Process";
   if (!exit_status_.has_value()) {
-    const absl::Time deadline = timeout == absl::InfiniteDuration()
-                                    ? absl::InfiniteFuture()
-                                    : absl::Now() + timeout;
-    TASKFORK_RETURN_IF_ERROR(WaitExited(deadline));
-    TASKFORK_RETURN_IF_ERROR(Reap());
+    if (timeout == absl::InfiniteDuration() && !sends_result_ &&
+        !restore_terminal_) {
+      // Nothing to drain or to do before the child is gone: a blocking
+      // wait4 saves the ppoll and its wake-up.
+      TASKFORK_RETURN_IF_ERROR(Reap(/*wait_options=*/0));
+    } else {
+      const absl::Time deadline = timeout == absl::InfiniteDuration()
+                                      ? absl::InfiniteFuture()
+                                      : absl::Now() + timeout;
+      TASKFORK_RETURN_IF_ERROR(WaitExited(deadline));
+      TASKFORK_RETURN_IF_ERROR(Reap(WNOHANG));
+    }
   }
   if (!setup_error_.ok()) return setup_error_;
   return *exit_status_;
@@ -738,7 +811,7 @@ absl::Status Process::Terminate(absl::Duration grace) {
   TASKFORK_RETURN_IF_ERROR(waited);
   // The child is a zombie and still holds its group id: end what is left.
   if (own_group_) TASKFORK_RETURN_IF_ERROR(SendSignal(SIGKILL));
-  return Reap();
+  return Reap(WNOHANG);
 }
 
 absl::Status Process::Kill() {
@@ -746,7 +819,7 @@ absl::Status Process::Kill() {
   if (exit_status_.has_value()) return absl::OkStatus();
   TASKFORK_RETURN_IF_ERROR(SendSignal(SIGKILL));
   TASKFORK_RETURN_IF_ERROR(WaitExited(absl::InfiniteFuture()));
-  return Reap();
+  return Reap(WNOHANG);
 }
 
 bool Process::is_alive() const {

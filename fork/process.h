@@ -13,7 +13,9 @@
 //
 // Waiting: the parent holds a pidfd (pidfd_open, Linux >= 5.3) that becomes
 // readable when the child exits; Join() sleeps in ppoll() on it and on the
-// child's result pipe, never in a polling loop. Every descriptor is O_CLOEXEC.
+// child's result pipe, never in a polling loop (a plain Start() child joined
+// without a timeout: in a blocking wait4(), as it has nothing to drain).
+// Every descriptor is O_CLOEXEC.
 //
 // Life cycle of one Process (`reaped` means the zombie was collected):
 //
@@ -44,6 +46,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -54,7 +57,10 @@ namespace taskfork {
 // What the child's standard input is.
 enum class StdinPolicy {
   // /dev/null, as Python's multiprocessing does: a child cannot steal the
-  // terminal's input from the parent or another child. The default.
+  // terminal's input from the parent or another child. The default. The
+  // child's fd 0 is dup2()ed from one O_CLOEXEC /dev/null descriptor the
+  // process opens once (re-checked with fstat before each fork and reopened
+  // if someone closed it); the child keeps that descriptor too.
   kDevNull,
   // The parent's descriptor 0, unchanged.
   kInherit,
@@ -232,7 +238,9 @@ class Process {
   absl::StatusOr<std::string> TakeResultBytes();
 
  private:
-  using ChildMain = absl::AnyInvocable<int(std::string* result)>;
+  // Runs in the child only; `result` is nullptr unless sends_result. A
+  // reference (no allocation): the callable lives in Start*()'s frame.
+  using ChildMain = absl::FunctionRef<int(std::string* result)>;
   static absl::StatusOr<Process> StartImpl(ProcessOptions options,
                                            bool sends_result, ChildMain main);
   Process() = default;
@@ -240,8 +248,9 @@ class Process {
   // Waits until the child has exited (pidfd readable) or `deadline`,
   // draining the channel meanwhile; does not reap. kDeadlineExceeded.
   absl::Status WaitExited(absl::Time deadline);
-  // wait4() on an exited child; fills exit_status_.
-  absl::Status Reap();
+  // wait4() on the child (blocking unless WNOHANG is in `wait_options`),
+  // then reads what it wrote to the channel; fills exit_status_.
+  absl::Status Reap(int wait_options);
   // kill() of the group, or pidfd_send_signal() of the child alone.
   absl::Status SendSignal(int signo);
   void Clear();

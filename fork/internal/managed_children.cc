@@ -1,7 +1,10 @@
 #include "fork/internal/managed_children.h"
 
+#include <pthread.h>
 #include <sys/types.h>
 
+#include <algorithm>
+#include <atomic>
 #include <mutex>  // NOLINT: a pthread mutex, unlockable in the fork child.
 #include <new>
 #include <utility>
@@ -13,44 +16,109 @@
 namespace taskfork::fork_internal {
 namespace {
 
-// Set by a ForkLock in the thread about to fork: the parent handler then
-// keeps the lock for ForkLock::AddAndUnlock().
-thread_local bool t_keep_locked = false;
-// Whether this thread holds the lock through a ForkLock.
-thread_local bool t_holds_lock = false;
+// A thread whose ForkLock found every slot taken (many threads starting
+// Processes at once) is armed through this flag instead.
+thread_local bool t_armed_overflow = false;
 
+// Everything here sits in one static object that is written around every
+// fork anyway (the lock), and nothing in thread-local storage or on the heap
+// is written for a Process's fork: each page written after a fork costs a
+// copy-on-write fault, in the parent and in the child.
 struct ManagedChildren {
+  // Threads that made a ForkLock and have not forked yet (0: free slot).
+  // The parent handler keeps the lock for the forking thread if it is here.
+  static constexpr int kArmedSlots = 8;
+  // Pids kept inline before the heap set is used.
+  static constexpr int kInlinePids = 64;
+
   ManagedChildren() {
     AtForkHandlers handlers;
     handlers.prepare = [this] { mu.lock(); };
     handlers.parent = [this] {
-      if (t_keep_locked) {
-        t_keep_locked = false;
-        t_holds_lock = true;
+      if (t_armed_overflow || IsArmed(::pthread_self())) {
+        holder.store(::pthread_self(), std::memory_order_relaxed);
       } else {
         mu.unlock();
       }
     };
     handlers.child = [this] {
       // Only this thread exists; the set holds the parent's children. It is
-      // cleared lazily: writing to its pages now would cost copy-on-write
-      // faults in every child, most of which never start a Process.
+      // cleared lazily: a child that never starts a Process need not write
+      // the pages of a large set.
       stale = true;
-      t_keep_locked = false;
-      t_holds_lock = false;
+      for (auto& slot : armed) slot.store(0, std::memory_order_relaxed);
+      holder.store(0, std::memory_order_relaxed);
+      if (t_armed_overflow) t_armed_overflow = false;  // read: no TLS write
       mu.unlock();
     };
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }
-  // Drops the parent's pids once this process (a fork child) uses the set.
+
+  bool IsArmed(pthread_t self) const {
+    for (const auto& slot : armed) {
+      if (slot.load(std::memory_order_relaxed) == self) return true;
+    }
+    return false;
+  }
+  // Takes a free slot for `self`; false when all are taken.
+  bool Arm(pthread_t self) {
+    for (auto& slot : armed) {
+      pthread_t expected = 0;
+      if (slot.compare_exchange_strong(expected, self,
+                                       std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void Disarm(pthread_t self) {
+    for (auto& slot : armed) {
+      pthread_t expected = self;
+      if (slot.compare_exchange_strong(expected, 0,
+                                       std::memory_order_relaxed)) {
+        return;
+      }
+    }
+  }
+
+  // The set; `mu` held.
   void ClearIfStale() {
     if (!stale) return;
-    pids.clear();
+    inline_count = 0;
+    overflow.clear();
     stale = false;
   }
+  void Insert(pid_t pid) {
+    if (inline_count < kInlinePids) {
+      inline_pids[inline_count++] = pid;
+    } else {
+      overflow.insert(pid);
+    }
+  }
+  void Erase(pid_t pid) {
+    pid_t* end = inline_pids + inline_count;
+    pid_t* it = std::find(inline_pids, end, pid);
+    if (it != end) {
+      *it = inline_pids[--inline_count];
+    } else if (!overflow.empty()) {
+      overflow.erase(pid);
+    }
+  }
+  bool Contains(pid_t pid) const {
+    const pid_t* end = inline_pids + inline_count;
+    return std::find(inline_pids, end, pid) != end ||
+           (!overflow.empty() && overflow.contains(pid));
+  }
+
   std::mutex mu;
-  bool stale = false;               // guarded by mu
-  absl::flat_hash_set<pid_t> pids;  // guarded by mu
+  // The thread that keeps `mu` from a fork's parent handler until its
+  // ForkLock::AddAndUnlock() (0: none). Written with `mu` held.
+  std::atomic<pthread_t> holder{0};
+  std::atomic<pthread_t> armed[kArmedSlots] = {};
+  bool stale = false;                   // guarded by mu
+  int inline_count = 0;                 // guarded by mu
+  pid_t inline_pids[kInlinePids];       // guarded by mu
+  absl::flat_hash_set<pid_t> overflow;  // guarded by mu
   AtForkRegistration registration;
 };
 
@@ -66,27 +134,43 @@ ManagedChildren& Get() {
 }  // namespace
 
 ForkLock::ForkLock() {
-  Get();  // registers the handlers before the fork
-  CHECK(!t_keep_locked && !t_holds_lock) << "nested ForkLock";
-  t_keep_locked = true;
+  ManagedChildren& c = Get();  // registers the handlers before the fork
+  const pthread_t self = ::pthread_self();
+  CHECK(!c.IsArmed(self) && !t_armed_overflow &&
+        c.holder.load(std::memory_order_relaxed) != self)
+      << "nested ForkLock";
+  if (!c.Arm(self)) t_armed_overflow = true;
 }
 
 ForkLock::~ForkLock() {
   if (!held_) return;
-  t_keep_locked = false;
-  if (t_holds_lock) {
-    t_holds_lock = false;
-    Get().mu.unlock();
+  ManagedChildren& c = Get();
+  const pthread_t self = ::pthread_self();
+  if (t_armed_overflow) {
+    t_armed_overflow = false;
+  } else {
+    c.Disarm(self);
+  }
+  if (c.holder.load(std::memory_order_relaxed) == self) {
+    c.holder.store(0, std::memory_order_relaxed);
+    c.mu.unlock();
   }
 }
 
 void ForkLock::AddAndUnlock(pid_t pid) {
   ManagedChildren& c = Get();
-  CHECK(t_holds_lock) << "AddAndUnlock() without a fork() in this thread";
+  const pthread_t self = ::pthread_self();
+  CHECK(c.holder.load(std::memory_order_relaxed) == self)
+      << "AddAndUnlock() without a fork() in this thread";
   c.ClearIfStale();
-  c.pids.insert(pid);
+  c.Insert(pid);
   held_ = false;
-  t_holds_lock = false;
+  if (t_armed_overflow) {
+    t_armed_overflow = false;
+  } else {
+    c.Disarm(self);
+  }
+  c.holder.store(0, std::memory_order_relaxed);
   c.mu.unlock();
 }
 
@@ -94,14 +178,14 @@ void RemoveManagedChild(pid_t pid) {
   ManagedChildren& c = Get();
   std::lock_guard<std::mutex> lock(c.mu);
   c.ClearIfStale();
-  c.pids.erase(pid);
+  c.Erase(pid);
 }
 
 bool IsManagedChild(pid_t pid) {
   ManagedChildren& c = Get();
   std::lock_guard<std::mutex> lock(c.mu);
   c.ClearIfStale();
-  return c.pids.contains(pid);
+  return c.Contains(pid);
 }
 
 }  // namespace taskfork::fork_internal
