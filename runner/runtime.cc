@@ -64,8 +64,12 @@ bool Task::is_alive() const {
 
 absl::Status Task::Start() {
   if (state_ != State::kPending) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("task ", id(), " was started already"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", id(),
+        state_ == State::kDone && !process_.has_value()
+            ? " will not run: it is done without having started (blocked "
+              "after an interrupt, or it could not start)"
+            : " was started already"));
   }
   ProcessOptions options;
   options.name = absl::StrCat("task:", id()).substr(0, 15);
@@ -111,30 +115,53 @@ absl::Status Task::Join(absl::Duration timeout) {
         absl::StrCat("task ", id(), " was not started"));
   }
   // Wait for the exit without reaping (Complete() must still reach the
-  // process group), draining the result pipe meanwhile.
+  // process group), draining the result pipe meanwhile. SIGINT/SIGTERM are
+  // handled here as in RunAll (a job program may wait in Join, not RunAll):
+  // the first aborts the running tasks with a grace, the second kills them.
   const absl::Time deadline = absl::Now() + timeout;
-  while (process_->is_alive()) {
-    pollfd fds[2] = {{process_->pidfd(), POLLIN, 0},
-                     {process_->result_fd(), POLLIN, 0}};
+  while (state_ == State::kRunning && process_->is_alive()) {
     const absl::Time now = absl::Now();
+    if (kill_deadline_.has_value() && now >= *kill_deadline_) {
+      LOG(WARNING) << "task " << id()
+                   << " outlived its termination grace: SIGKILL";
+      (void)process_->Kill();
+      break;
+    }
     if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           "task ", id(), " still running after ", absl::FormatDuration(timeout)));
     }
+    const absl::Time wake =
+        kill_deadline_.has_value() ? std::min(deadline, *kill_deadline_)
+                                   : deadline;
     const int timeout_ms =
-        deadline == absl::InfiniteFuture()
+        wake == absl::InfiniteFuture()
             ? -1
             : static_cast<int>(std::min<int64_t>(
-                  absl::ToInt64Milliseconds(deadline - now) + 1, 1 << 30));
-    if (::poll(fds, fds[1].fd >= 0 ? 2 : 1, timeout_ms) < 0 && errno != EINTR) {
+                  absl::ToInt64Milliseconds(wake - now) + 1, 1 << 30));
+    pollfd fds[3];
+    nfds_t count = 0;
+    fds[count++] = {process_->pidfd(), POLLIN, 0};
+    const int result_index = process_->result_fd() >= 0 ? count : -1;
+    if (result_index >= 0) fds[count++] = {process_->result_fd(), POLLIN, 0};
+    const int signal_index = runtime_->signal_fd_ >= 0 ? count : -1;
+    if (signal_index >= 0) fds[count++] = {runtime_->signal_fd_, POLLIN, 0};
+    if (::poll(fds, count, timeout_ms) < 0 && errno != EINTR) {
       return ErrnoError(errno, "poll on task", id());
     }
-    if (fds[1].fd >= 0 && fds[1].revents != 0) {
+    if (result_index >= 0 && fds[result_index].revents != 0) {
       const absl::Status drained = process_->DrainResult();
       if (!drained.ok()) LOG(WARNING) << id() << ": " << drained;
     }
+    if (signal_index >= 0 && fds[signal_index].revents != 0) {
+      signalfd_siginfo info;
+      while (::read(runtime_->signal_fd_, &info, sizeof(info)) ==
+             sizeof(info)) {
+        runtime_->OnInterrupt(static_cast<int>(info.ssi_signo));
+      }
+    }
   }
-  Complete();
+  if (state_ != State::kDone) Complete();  // a second interrupt completes it
   return absl::OkStatus();
 }
 

@@ -135,11 +135,15 @@ class Task {
   const std::optional<TaskResult>& result() const { return result_; }
   bool is_alive() const;
 
-  // Forks the task process. kFailedPrecondition unless pending; fork errors
+  // Forks the task process. kFailedPrecondition unless pending (also for a
+  // task blocked by an interrupt: check Runtime::interrupted()); fork errors
   // (see Process::Start) otherwise, and the task is then done: Errored.
   absl::Status Start();
   // Waits up to `timeout` for the process to end and records its result.
-  // kDeadlineExceeded if it is still running (it keeps running).
+  // kDeadlineExceeded if it is still running (it keeps running). Handles
+  // SIGINT/SIGTERM meanwhile as RunAll does: the first aborts every running
+  // task (SIGTERM, SIGKILL after the grace; this Join returns once this task
+  // ended) and blocks the pending ones, the second kills every running task.
   absl::Status Join(absl::Duration timeout = absl::InfiniteDuration());
   // pyATS Task.wait(max_runtime): Join(max_runtime); if it is still running
   // then, Terminate()s it (result Aborted) and returns kDeadlineExceeded.

@@ -12,8 +12,9 @@
 // otherwise they never start and the report shows them Blocked. The exit
 // code is the runner's (runner/README.md): 0 when every task passed.
 //
-// Interrupts (Ctrl-C) are acted upon by Runtime::RunAll only; this program
-// waits with Task::Wait, so its tasks are bounded by max_runtime instead.
+// Ctrl-C while it waits: Task::Wait handles it as Runtime::RunAll does (the
+// running tasks are aborted, those not started are Blocked, and the report
+// is still written).
 #include <unistd.h>
 
 #include <cstdio>
@@ -167,7 +168,8 @@ int Main(int argc, char** argv) {
     LOG(ERROR) << "prepare: " << waited;  // terminated: Aborted
   }
   const std::optional<TaskResult>& prepared = (*prepare)->result();
-  if (prepared.has_value() && prepared->result == reporter::Result::kPassed) {
+  if (prepared.has_value() && prepared->result == reporter::Result::kPassed &&
+      !(*runtime)->interrupted()) {
     // Two at once; each is bounded by its own max_runtime.
     for (Task* task : {*sum, *count}) {
       if (absl::Status started = task->Start(); !started.ok()) {
