@@ -726,6 +726,18 @@ def load_average() -> str:
     return "%.2f %.2f %.2f" % os.getloadavg()
 
 
+def load_warning(before: str, after: str, cores: int) -> Optional[str]:
+    """A warning when the 1-minute load average before or after the run
+    exceeded the number of cores: other work then shared the CPUs."""
+    peak = max(float(before.split()[0]), float(after.split()[0]))
+    if peak <= cores:
+        return None
+    return ("WARNING: the load average (%s before, %s after) exceeded the %d "
+            "cores: other work shared the CPUs, so wall-clock and "
+            "cross-process figures are depressed and noisy; re-run on an idle "
+            "machine." % (before.split()[0], after.split()[0], cores))
+
+
 def git_commit(workspace: Optional[str]) -> str:
     if not workspace:
         return "unknown (not run by `bazel run`)"
@@ -959,6 +971,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results = run_all(settings, only, log, progress)
     seconds = time.monotonic() - t0
     load_after = load_average()
+    overloaded = load_warning(load_before, load_after, os.cpu_count() or 1)
+    if overloaded:
+        warnings.append(overloaded)
 
     figures = [f for f in FIGURES if not only or f.package in only]
     rows = make_rows(results, figures)

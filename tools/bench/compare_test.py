@@ -274,6 +274,12 @@ class FormatTest(unittest.TestCase):
         self.assertEqual(compare.format_ratio(0.00123), "0.0012x")
         self.assertEqual(compare.format_ratio(None), "-")
 
+    def test_load_warning(self):
+        self.assertIsNone(compare.load_warning("1.50 1 1", "2.00 1 1", 2))
+        warning = compare.load_warning("11.43 10 10", "1.00 1 1", 2)
+        self.assertIn("load average (11.43 before, 1.00 after) exceeded the 2 "
+                      "cores", warning)
+
     def test_build_warnings(self):
         self.assertEqual(compare.build_warnings("opt", {}), [])
         (warning,) = compare.build_warnings("fastbuild", {})
