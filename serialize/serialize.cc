@@ -91,8 +91,10 @@ void Writer::Grow(size_t n) {
   // A reused buffer (EncodeTo into a cleared string) usually has room for
   // the whole encoding already: take its capacity in one resize, with no
   // reallocation, instead of growing (and zero-filling) step by step.
+  // Only ever raises the slack (which must stay >= n).
   const size_t spare = out_->capacity() - used;
-  if (spare > slack) slack = spare < kMaxCapacitySlack ? spare : kMaxCapacitySlack;
+  const size_t take = spare < kMaxCapacitySlack ? spare : kMaxCapacitySlack;
+  if (take > slack) slack = take;
   out_->resize(used + slack);
   cur_ = out_->data() + used;
   end_ = out_->data() + out_->size();

@@ -26,6 +26,7 @@
 namespace taskfork::serialize {
 namespace {
 
+using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;
 using ::taskfork::testing::StatusIs;
 using ::testing::AllOf;
@@ -626,6 +627,27 @@ TEST(SerializeContract, EncodeToAppends) {
   EXPECT_EQ(out.substr(0, 6), "prefix");
   EXPECT_THAT(Decode<int32_t>(absl::string_view(out).substr(6)), IsOkAndHolds(5));
   EXPECT_EQ(out.substr(6), Encode(int32_t{5}));
+}
+
+TEST(SerializeContract, EncodeToReusedBuffer) {
+  // Writers take a reused buffer's spare capacity (at most 64 KiB at once)
+  // but always at least what the next write needs: runs larger than that
+  // (vector<bool>, written in place) must land intact.
+  for (const size_t n : {size_t{10}, size_t{70000}, size_t{300000}}) {
+    std::vector<bool> bits(n);
+    for (size_t i = 0; i < n; i += 3) bits[i] = true;
+    std::string out;
+    out.reserve(1 << 20);
+    EncodeTo(bits, &out);
+    EXPECT_THAT(Decode<std::vector<bool>>(out), IsOkAndHolds(bits)) << n;
+    EXPECT_EQ(out, Encode(bits));
+    out.clear();
+    EncodeTo(std::make_pair(bits, std::string(100000, 'x')), &out);
+    auto decoded = Decode<std::pair<std::vector<bool>, std::string>>(out);
+    ASSERT_THAT(decoded, IsOk());
+    EXPECT_EQ(decoded->first, bits);
+    EXPECT_EQ(decoded->second, std::string(100000, 'x'));
+  }
 }
 
 TEST(SerializeContract, KIsSerializable) {
