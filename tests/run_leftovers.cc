@@ -5,11 +5,12 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 
 namespace taskfork::tests {
 namespace {
@@ -42,18 +43,25 @@ void AddPid(const std::string& text, std::set<pid_t>* pids) {
 
 std::set<pid_t> PidsNamedInRun(const std::string& run_dir) {
   std::set<pid_t> pids;
-  const std::regex line_pid(R"((?:^|\n)[0-9T:.-]+Z [IWEF] ([0-9]+) )");
-  const std::regex file_pid(R"(:pid-([0-9]+)$)");
   for (const std::string& name : Names(run_dir)) {
     if (name.rfind("JobLog.", 0) != 0 && name.rfind("TaskLog.", 0) != 0) {
       continue;
     }
-    std::smatch match;
-    if (std::regex_search(name, match, file_pid)) AddPid(match[1], &pids);
-    const std::string text = ReadFile(run_dir + "/" + name);
-    for (auto it = std::sregex_iterator(text.begin(), text.end(), line_pid);
-         it != std::sregex_iterator(); ++it) {
-      AddPid((*it)[1], &pids);
+    if (const size_t at = name.rfind(":pid-"); at != std::string::npos) {
+      AddPid(name.substr(at + 5), &pids);
+    }
+    // "<time>Z <severity> <pid> <tid> <file>:<line>] ...", one per line.
+    const std::vector<std::string> lines =
+        absl::StrSplit(ReadFile(run_dir + "/" + name), '\n');
+    for (const std::string& line : lines) {
+      const std::vector<absl::string_view> fields =
+          absl::StrSplit(line, absl::MaxSplits(' ', 3));
+      if (fields.size() == 4 && !fields[0].empty() &&
+          fields[0].back() == 'Z' && fields[1].size() == 1 &&
+          absl::string_view("IWEF").find(fields[1][0]) !=
+              absl::string_view::npos) {
+        AddPid(std::string(fields[2]), &pids);
+      }
     }
   }
   return pids;
