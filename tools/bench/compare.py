@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -243,7 +244,6 @@ def child_environment() -> Dict[str, str]:
 
 def describe_exit(code: int) -> str:
     if code < 0:
-        import signal
         try:
             return "was killed by %s" % signal.Signals(-code).name
         except ValueError:
