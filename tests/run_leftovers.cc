@@ -1,11 +1,11 @@
 #include "tests/run_leftovers.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
+#include <cerrno>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -27,11 +27,22 @@ std::vector<std::string> Names(const std::string& path) {
   return names;
 }
 
+// The bytes of `path`, or what could be read of it ("" if nothing): files
+// in /proc vanish with their process (a read then fails with ESRCH, which
+// std::ifstream turns into an exception).
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buffer[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, n);
+  }
+  ::close(fd);
+  return out;
 }
 
 void AddPid(const std::string& text, std::set<pid_t>* pids) {

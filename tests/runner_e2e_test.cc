@@ -51,10 +51,22 @@ std::string Runfile(const std::string& path) {
   return absl::StrCat(std::getenv("TEST_SRCDIR"), "/taskfork/", path);
 }
 
+// The bytes of `path`, or what could be read of it ("" if nothing): files
+// in /proc vanish with their process (a read then fails with ESRCH, which
+// std::ifstream turns into an exception).
 std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buffer[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, n);
+  }
+  ::close(fd);
+  return out;
 }
 
 // The direct children of this process, other than `except`.
