@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -16,7 +15,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -82,7 +80,7 @@ struct SetupError {
 const char* StageName(int32_t stage) {
   switch (stage) {
     case kStageStdinDevNull:
-      return "dup2 /dev/null to stdin";
+      return "open /dev/null as stdin";
     case kStageStdinTerminal:
       return "open /dev/tty as stdin (StdinPolicy::kControllingTerminal)";
     case kStageForeground:
@@ -205,7 +203,6 @@ struct ChildPlan {
   const ProcessOptions* options;
   pid_t parent_pid;
   int channel;                 // write end (O_NONBLOCK, see StartImpl)
-  int dev_null;                // for StdinPolicy::kDevNull, else -1
   char** environment;          // nullptr: keep
   ArgArea title_area;          // size 0: no title
 };
@@ -243,13 +240,18 @@ struct ChildPlan {
   switch (options.stdin_policy) {
     case StdinPolicy::kInherit:
       break;
-    case StdinPolicy::kDevNull:
-      // The parent's /dev/null descriptor (see DevNull()); it stays open
-      // here too (O_CLOEXEC), so that this child's own children reuse it.
-      if (plan.dev_null != 0 && ::dup2(plan.dev_null, 0) < 0) {
-        FailSetup(channel, kStageStdinDevNull, errno);
+    case StdinPolicy::kDevNull: {
+      // Opened here, not once in the parent: a descriptor the parent kept
+      // open for good would change the process's descriptor table, which
+      // callers check (a Runtime must leave the process as it found it).
+      const int fd = ::open("/dev/null", O_RDONLY);
+      if (fd < 0) FailSetup(channel, kStageStdinDevNull, errno);
+      if (fd != 0) {
+        ::dup2(fd, 0);
+        ::close(fd);
       }
       break;
+    }
     case StdinPolicy::kControllingTerminal: {
       const int fd = ::open("/dev/tty", O_RDWR);
       if (fd < 0) FailSetup(channel, kStageStdinTerminal, errno);
@@ -324,48 +326,6 @@ struct ChildPlan {
   if (::__fpending(stdout) > 0) std::fflush(stdout);
   if (::__fpending(stderr) > 0) std::fflush(stderr);
   ::_exit(code & 0xff);
-}
-
-// A read-only O_CLOEXEC descriptor of /dev/null, opened once per process
-// and re-checked (fstat) on each call: a child's stdin is dup2()ed from it,
-// which costs the child no open(2) and no final close. If someone closed it
-// (a close-all-descriptors loop) or its number now names another file, it is
-// opened again. Thread-safe and lock-free (a fork child may call it while
-// another parent thread was inside at fork time).
-absl::StatusOr<int> DevNull() {
-  struct Cached {
-    int fd;
-    dev_t dev;
-    ino_t ino;
-    dev_t rdev;
-    const Cached* replaced;  // kept: a racing caller may still read it
-  };
-  static std::atomic<const Cached*> current{nullptr};
-  struct stat st;
-  const Cached* cached = current.load(std::memory_order_acquire);
-  if (cached != nullptr && ::fstat(cached->fd, &st) == 0 &&
-      st.st_dev == cached->dev && st.st_ino == cached->ino &&
-      st.st_rdev == cached->rdev && S_ISCHR(st.st_mode)) {
-    return cached->fd;
-  }
-  // The old number (if any) is not ours any more: it is not closed.
-  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError(errno, "open", "/dev/null");
-  if (::fstat(fd, &st) != 0) {
-    const int error = errno;
-    ::close(fd);
-    return ErrnoError(error, "fstat", "/dev/null");
-  }
-  const Cached* fresh =
-      new Cached{fd, st.st_dev, st.st_ino, st.st_rdev, cached};
-  if (!current.compare_exchange_strong(cached, fresh,
-                                       std::memory_order_acq_rel)) {
-    // Another thread installed one first: use it, drop ours.
-    ::close(fd);
-    delete fresh;
-    return cached->fd;
-  }
-  return fd;
 }
 
 absl::Status ValidateOptions(const ProcessOptions& options) {
@@ -468,10 +428,6 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   if (options.set_cmdline_title && !options.name.empty()) {
     title_area = GetArgArea();
   }
-  int dev_null = -1;
-  if (options.stdin_policy == StdinPolicy::kDevNull) {
-    TASKFORK_ASSIGN_OR_RETURN(dev_null, DevNull());
-  }
   // Both ends non-blocking (one system call instead of pipe2 + fcntl): the
   // parent's read end must be; the child writes at most a few KiB of
   // diagnostics (they always fit) or clears O_NONBLOCK before its result.
@@ -482,7 +438,6 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   plan.options = &options;
   plan.parent_pid = ::getpid();
   plan.channel = channel.write.get();
-  plan.dev_null = dev_null;
   plan.environment = options.env.empty() ? nullptr : environment.pointers.data();
   plan.title_area = title_area;
 

@@ -57,10 +57,7 @@ namespace taskfork {
 // What the child's standard input is.
 enum class StdinPolicy {
   // /dev/null, as Python's multiprocessing does: a child cannot steal the
-  // terminal's input from the parent or another child. The default. The
-  // child's fd 0 is dup2()ed from one O_CLOEXEC /dev/null descriptor the
-  // process opens once (re-checked with fstat before each fork and reopened
-  // if someone closed it); the child keeps that descriptor too.
+  // terminal's input from the parent or another child. The default.
   kDevNull,
   // The parent's descriptor 0, unchanged.
   kInherit,
