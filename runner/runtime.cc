@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/errno.h"
@@ -576,11 +578,18 @@ int Runtime::Finish() {
 
   std::vector<std::string> report_files;
   bool report_written = false;
+  // Each task's result as the report has it: its own result rolled up with
+  // its sections' (a section a forked child left open is Errored, say). The
+  // summary and the exit code must say what results.json says.
+  absl::flat_hash_map<std::string, reporter::ResultInfo> reported;
   if (reporter_.has_value()) {
     auto finalized = reporter_->Finalize();
     if (finalized.ok()) {
       report_files = {finalized->paths.results_json, finalized->paths.xunit_xml};
       report_written = true;
+      for (const reporter::TaskReport& task : finalized->report.tasks()) {
+        reported[task.id()] = task.result();
+      }
     } else {
       const std::string warning = absl::StrCat(
           "reporter could not finalize (", finalized.status().ToString(),
@@ -662,6 +671,14 @@ int Runtime::Finish() {
     } else {
       row.result = Result::kBlocked;
       row.reason = "never started";
+    }
+    if (auto it = reported.find(task->id()); it != reported.end()) {
+      const std::optional<Result> rolled =
+          reporter::ResultFromCode(it->second.value());
+      if (rolled.has_value() && *rolled > row.result) {
+        row.result = *rolled;
+        row.reason = it->second.reason();
+      }
     }
     all_succeeded = all_succeeded && reporter::IsSuccess(row.result);
     summary.tasks.push_back(std::move(row));

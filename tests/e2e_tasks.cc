@@ -64,6 +64,17 @@ TASKFORK_TASK(e2e_ok)(TaskContext& context) {
   return absl::OkStatus();
 }
 
+// Returns OK, but one of its sections failed: the task's result is the
+// roll-up, Failed, in results.json and in the runner's summary and exit code.
+TASKFORK_TASK(e2e_section_fails)(TaskContext& context) {
+  if (context.reporter() == nullptr) {
+    return absl::FailedPreconditionError("no reporter client");
+  }
+  reporter::ScopedSection section = context.reporter()->Section("links");
+  section.SetResult(reporter::Result::kFailed, "eth0 down");
+  return absl::OkStatus();
+}
+
 TASKFORK_TASK(e2e_fail)(TaskContext&) {
   return absl::FailedPreconditionError("expected 1, got 2");
 }

@@ -45,6 +45,7 @@ namespace {
 using ::google::protobuf::Struct;
 using ::google::protobuf::Value;
 using ::taskfork::testing::IsOk;
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 
 std::string Runfile(const std::string& path) {
@@ -337,6 +338,19 @@ TEST_F(RunnerE2ETest, AllPassedExitsZero) {
   EXPECT_THAT(ReadFile(RunInfoDir() + "/xunit.xml"), HasSubstr("<testsuites"));
   EXPECT_THAT(ReadFile(RunInfoDir() + "/env.txt"), HasSubstr("argv: "));
   EXPECT_THAT(ReadFile(RunInfoDir() + "/job.textpb"), HasSubstr("e2e_ok"));
+}
+
+TEST_F(RunnerE2ETest, SummaryAndExitCodeRollUpTheTasksSections) {
+  EXPECT_EQ(Run("task { id: \"ok\" function { name: \"e2e_ok\" } }\n"
+                "task { id: \"sec\" function { name: \"e2e_section_fails\" } }\n"),
+            1);
+  const Struct sec = TaskOf(Results(), "sec");
+  EXPECT_EQ(ResultOf(sec), "failed");
+  EXPECT_EQ(ReasonOf(sec), "links: eth0 down");
+  // The console says what results.json says.
+  EXPECT_THAT(Stdout(), ContainsRegex("sec +FAILED"));
+  EXPECT_THAT(Stdout(), HasSubstr("reason: links: eth0 down"));
+  EXPECT_THAT(Stdout(), HasSubstr("Success Rate: 50.00 %"));
 }
 
 TEST_F(RunnerE2ETest, EveryKindOfResult) {
