@@ -66,25 +66,61 @@ _ABSL_TARGETS = {
     "absl/utility": ["utility"],
 }
 
-def _pkg_config_libs(ctx, module):
-    result = ctx.execute(["pkg-config", "--libs", module])
+def _pkg_config(ctx, args, module):
+    result = ctx.execute(["pkg-config"] + args + [module])
     if result.return_code != 0:
-        fail(("pkg-config --libs %s failed (%s). Install the Debian package " +
+        fail(("pkg-config %s %s failed (%s). Install the Debian package " +
               "that ships %s.pc (tools/bazel does this).") %
-             (module, result.stderr.strip(), module))
-    return result.stdout.strip().split(" ")
+             (" ".join(args), module, result.stderr.strip(), module))
+    return result.stdout.strip()
+
+def _pkg_config_libs(ctx, module, static):
+    """Link flags of `module`; with `static`, Abseil's own static archives.
+
+    `pkg-config --static` lists the module's whole closure of Abseil
+    libraries in dependency order, so each target's flags link on their own
+    whatever Bazel puts before or after them. -l:libabsl_x.a names the
+    archive (Debian ships both); every other flag (-lrt, -latomic, -pthread)
+    stays as pkg-config gives it.
+    """
+    if not static:
+        return [f for f in _pkg_config(ctx, ["--libs"], module).split(" ") if f]
+    libdir = _pkg_config(ctx, ["--variable=libdir"], module)
+    libs = []
+    for flag in _pkg_config(ctx, ["--static", "--libs"], module).split(" "):
+        if flag.startswith("-labsl_"):
+            archive = "lib%s.a" % flag[2:]
+            if not ctx.path("%s/%s" % (libdir, archive)).exists:
+                fail("%s/%s is missing: install Debian's libabsl-dev" %
+                     (libdir, archive))
+            flag = "-l:" + archive
+        if flag:
+            libs.append(flag)
+    return libs
+
+# Static archives with --dynamic_mode=off (see third_party/README.md).
+_STATIC_SETTING = """config_setting(
+    name = "link_static",
+    values = {"dynamic_mode": "off"},
+    visibility = ["//visibility:public"],
+)
+"""
 
 def _debian_abseil_repository_impl(ctx):
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
-    ctx.file("BUILD", "")
+    ctx.file("BUILD", _STATIC_SETTING)
     for package, entries in _ABSL_TARGETS.items():
         rules = ['package(default_visibility = ["//visibility:public"])\n']
         for entry in entries:
             name, _, module = entry.partition(":")
             module = "absl_" + (module or name)
-            libs = [flag for flag in _pkg_config_libs(ctx, module) if flag]
-            rules.append("cc_library(\n    name = %r,\n    linkopts = %r,\n)\n" %
-                         (name, libs))
+            rules.append(
+                ("cc_library(\n    name = %r,\n    linkopts = select({\n" +
+                 "        \"//:link_static\": %r,\n" +
+                 "        \"//conditions:default\": %r,\n    }),\n)\n") %
+                (name, _pkg_config_libs(ctx, module, True),
+                 _pkg_config_libs(ctx, module, False)),
+            )
         ctx.file(package + "/BUILD", "\n".join(rules))
 
 debian_abseil_repository = repository_rule(
