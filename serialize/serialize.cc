@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -386,6 +387,11 @@ void Codec<absl::Status>::Encode(const absl::Status& v, Writer& w) {
   v.ForEachPayload([&payloads](absl::string_view url, const absl::Cord& cord) {
     payloads.emplace_back(std::string(url), std::string(cord));
   });
+  // absl::Status iterates its payloads in an order that depends on the
+  // address of their storage (on purpose, so nobody relies on it): sort by
+  // type URL so that equal statuses always encode to equal bytes. URLs are
+  // unique, so the order is total.
+  std::sort(payloads.begin(), payloads.end());
   w.Varint(payloads.size());
   for (const auto& [url, bytes] : payloads) {
     w.Varint(url.size());
