@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/fd.h"
+#include "base/sanitizers.h"
 #include "base/status_macros.h"
 #include "base/status_matchers.h"
 #include "fork/at_fork.h"
@@ -806,11 +807,7 @@ TEST(Process, DescriptorsAreCloseOnExec) {
 
 // Sanitizer runtimes make each fork 10-30x slower; 1000 runs there would
 // take minutes on a shared 2-core machine, so they run 200.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kHygieneRuns = 200;
-#else
-constexpr int kHygieneRuns = 1000;
-#endif
+constexpr int kHygieneRuns = kAddressSanitizer || kThreadSanitizer ? 200 : 1000;
 
 TEST(Process, NoZombieAndNoLeakedDescriptorAfterAThousandRuns) {
   const std::vector<int> fds_before = OpenFds();

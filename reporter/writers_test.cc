@@ -102,12 +102,6 @@ JobReport SampleReport() {
 }
 
 TEST(ResultsJsonTest, IsValidJsonWithPyatsFields) {
-#if defined(__SANITIZE_THREAD__)
-  // Debian's libprotobuf is not built with -fsanitize=thread, and its inline
-  // Map code crashes in google.protobuf.Struct lookups under TSan (ASan and
-  // UBSan run this test). Nothing here is multi-threaded.
-  GTEST_SKIP() << "google.protobuf.Struct maps crash under TSan";
-#endif
   const std::string json = ResultsJson(SampleReport());
   google::protobuf::Struct parsed;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &parsed).ok())

@@ -27,23 +27,6 @@ std::vector<std::string> Names(const std::string& path) {
   return names;
 }
 
-// The bytes of `path`, or what could be read of it ("" if nothing): files
-// in /proc vanish with their process (a read then fails with ESRCH, which
-// std::ifstream turns into an exception).
-std::string ReadFile(const std::string& path) {
-  std::string out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
-  char buffer[65536];
-  while (true) {
-    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buffer, n);
-  }
-  ::close(fd);
-  return out;
-}
 
 void AddPid(const std::string& text, std::set<pid_t>* pids) {
   pid_t pid;
@@ -116,6 +99,21 @@ std::vector<pid_t> LivingProcesses(const std::set<pid_t>& pids,
     living.push_back(pid);
   }
   return living;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buffer[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buffer, n);
+  }
+  ::close(fd);
+  return out;
 }
 
 std::map<int, std::string> OpenDescriptors() {

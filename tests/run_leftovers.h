@@ -37,6 +37,11 @@ std::vector<std::string> SharedMemorySegmentsOf(const std::set<pid_t>& pids);
 std::vector<pid_t> LivingProcesses(const std::set<pid_t>& pids,
                                    const std::set<pid_t>& ignore);
 
+// What can be read of `path` ("" if nothing): a file in /proc that vanishes
+// with its process mid-read (ESRCH) ends the read instead of throwing, as
+// std::ifstream would.
+std::string ReadFile(const std::string& path);
+
 // This process's open descriptors: fd number -> readlink of /proc/self/fd/N
 // ("/path", "pipe:[123]", "socket:[45]", "anon_inode:[pidfd]", ...).
 std::map<int, std::string> OpenDescriptors();

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 
+#include "base/sanitizers.h"
 #include "glog/logging.h"
 
 namespace taskfork::ipc_internal {
@@ -17,17 +18,7 @@ namespace {
 // ThreadSanitizer (GCC 12's) does not intercept pthread_mutex_clocklock, so
 // it would miss the acquisition (and report the unlock); under TSan a timed
 // lock polls with trylock (which TSan understands, EOWNERDEAD included).
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kPollTimedLock = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kPollTimedLock = true;
-#else
-constexpr bool kPollTimedLock = false;
-#endif
-#else
-constexpr bool kPollTimedLock = false;
-#endif
+constexpr bool kPollTimedLock = kThreadSanitizer;
 
 timespec ToTimespec(int64_t ns) {
   timespec ts;

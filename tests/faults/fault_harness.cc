@@ -97,12 +97,6 @@ int shm_counter = 0;
 
 }  // namespace
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
 std::string Runfile(const std::string& path) {
   return absl::StrCat(std::getenv("TEST_SRCDIR"), "/taskfork/", path);
 }
@@ -125,24 +119,6 @@ std::vector<pid_t> LiveChildren() {
   }
   ::closedir(proc);
   return children;
-}
-
-std::map<int, std::string> OpenDescriptors() {
-  std::map<int, std::string> fds;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return fds;
-  const int own = ::dirfd(dir);
-  while (const dirent* entry = ::readdir(dir)) {
-    int fd;
-    if (!absl::SimpleAtoi(entry->d_name, &fd) || fd == own) continue;
-    char target[4096];
-    const ssize_t n =
-        ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), target,
-                   sizeof(target));
-    fds[fd] = n > 0 ? std::string(target, n) : "?";
-  }
-  ::closedir(dir);
-  return fds;
 }
 
 std::vector<std::string> ShmEntriesWith(const std::string& needle) {

@@ -31,22 +31,23 @@
 #include "fork/process.h"
 #include "google/protobuf/struct.pb.h"
 #include "gtest/gtest.h"
+#include "tests/run_leftovers.h"
 
 namespace taskfork::faults {
 
 using ::google::protobuf::Struct;
 
-// The whole contents of `path` ("" if it cannot be read).
-std::string ReadFile(const std::string& path);
+// ReadFile(path): what can be read of `path` ("" if nothing; a /proc file
+// of a process that exits mid-read is not an error); OpenDescriptors(): fd
+// number -> what it points at, for this process. From tests/run_leftovers.h.
+using ::taskfork::tests::OpenDescriptors;
+using ::taskfork::tests::ReadFile;
 
 // `path` inside the runfiles of this test.
 std::string Runfile(const std::string& path);
 
 // Reaps exited children of this process, then returns the live ones.
 std::vector<pid_t> LiveChildren();
-
-// fd number -> what it points at, for this process.
-std::map<int, std::string> OpenDescriptors();
 
 // Names in /dev/shm (of this mount namespace) that contain `needle`.
 std::vector<std::string> ShmEntriesWith(const std::string& needle);

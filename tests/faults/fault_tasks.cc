@@ -5,6 +5,7 @@
 // open, and waits on a "go" FIFO the test opens and closes.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,10 +100,14 @@ TASKFORK_TASK(fault_segv)(TaskContext& context) {
     section = context.reporter()->Section("crashing");
     (void)context.reporter()->Flush();
   }
-  LOG(INFO) << "fault_segv: writing through a null pointer";
-  volatile int* null = nullptr;
-  *null = 42;
-  return absl::OkStatus();
+  // A store to a page mapped PROT_NONE: a real SIGSEGV, and not undefined
+  // behaviour UBSan would stop first (as a null store is, under
+  // --config=asan_ubsan).
+  void* page = ::mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return ErrnoError(errno, "mmap PROT_NONE page");
+  LOG(INFO) << "fault_segv: writing to the PROT_NONE page at " << page;
+  *static_cast<volatile int*>(page) = 42;
+  return absl::InternalError("the store to a PROT_NONE page did not fault");
 }
 
 // Opens a section and never ends (a timeout must stop it).
