@@ -23,6 +23,10 @@
 #                         nothing was found, kept otherwise)
 #   FUZZ_INPUT_TIMEOUT    libFuzzer -timeout: seconds one input may take (25)
 #   FUZZ_RSS_LIMIT_MB     libFuzzer -rss_limit_mb (2048)
+#   FUZZ_SEED             libFuzzer -seed (default: a random one). CI sets
+#                         it, so a run explores the same inputs each time on
+#                         the same code and a finding replays with the same
+#                         command; the seed is printed either way.
 set -euo pipefail
 
 workspace="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,6 +44,11 @@ read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
 read -r -a extra <<<"${BAZEL_FLAGS:-}"
 input_timeout="${FUZZ_INPUT_TIMEOUT:-25}"
 rss_limit="${FUZZ_RSS_LIMIT_MB:-2048}"
+seed="${FUZZ_SEED:-$((RANDOM * 32768 + RANDOM + 1))}"
+if ! [[ "${seed}" =~ ^[1-9][0-9]*$ ]]; then
+  echo "fuzz.sh: FUZZ_SEED must be a positive integer, not '${seed}'" >&2
+  exit 2
+fi
 
 b() { "${bazel}" "${startup[@]}" "$@"; }
 
@@ -53,7 +62,7 @@ if ((${#targets[@]} == 0)); then
   echo "fuzz.sh: no fuzz targets found (bazel query failed?)" >&2
   exit 2
 fi
-echo "fuzz.sh: ${#targets[@]} targets, ${seconds} s each: ${targets[*]}"
+echo "fuzz.sh: ${#targets[@]} targets, ${seconds} s each, seed ${seed}: ${targets[*]}"
 
 if ! b build --config=fuzz "${extra[@]}" "${targets[@]}"; then
   echo "fuzz.sh: building the fuzz targets with --config=fuzz failed" >&2
@@ -103,7 +112,7 @@ for target in "${targets[@]}"; do
   status=0
   # The outer timeout only guards against a fuzzer that stops responding.
   timeout --kill-after=30 "$((seconds + input_timeout + 120))" \
-    "${binary}" -max_total_time="${seconds}" -timeout="${input_timeout}" \
+    "${binary}" -max_total_time="${seconds}" -seed="${seed}" -timeout="${input_timeout}" \
     -rss_limit_mb="${rss_limit}" -print_final_stats=1 \
     -artifact_prefix="${work}/artifacts/" "${work}/corpus" \
     >"${work}/log" 2>&1 || status=$?
