@@ -27,7 +27,7 @@ struct PipeShared {
 };
 
 constexpr size_t kDataOffset = (sizeof(PipeShared) + 4095) & ~size_t{4095};
-constexpr uint64_t kMaxCapacity = uint64_t{1} << 40;
+constexpr uint64_t kMaxCapacity = ipc_internal::kMaxRingCapacity;
 
 absl::Status ClosedEnd(absl::string_view op) {
   return absl::FailedPreconditionError(
@@ -65,6 +65,7 @@ absl::StatusOr<std::pair<Pipe, Pipe>> Pipe::Create(PipeOptions options) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     return ErrnoError(errno, "socketpair for a Pipe");
   }
+  ipc_internal::CurrentWakeupMode();  // decided before the first message
   auto* shared = new (shm.data()) PipeShared;
   shared->capacity = capacity;
   char* data = static_cast<char*>(shm.data()) + kDataOffset;
@@ -97,7 +98,7 @@ void Pipe::Close() {
   recv_ = RingView();
 }
 
-absl::Status Pipe::SendImpl(absl::string_view message, absl::Duration timeout) {
+absl::Status Pipe::Send(absl::string_view message, absl::Duration timeout) {
   if (state_ == nullptr) return ClosedEnd("Send");
   if (message.size() > send_.max_message_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -105,70 +106,76 @@ absl::Status Pipe::SendImpl(absl::string_view message, absl::Duration timeout) {
         " bytes is larger than the maximum of ", send_.max_message_size(),
         " bytes: raise PipeOptions::capacity_bytes"));
   }
+  if (ABSL_PREDICT_FALSE(!send_.TryPush(message))) {
+    return SendSlow(message, timeout);
+  }
+  send_.indices()->readable.Notify();
+  return absl::OkStatus();
+}
+
+absl::Status Pipe::SendSlow(absl::string_view message, absl::Duration timeout) {
   RingIndices& ix = *send_.indices();
-  if (!send_.TryPush(message)) {
-    thread_local int spin_budget = ipc_internal::kMinSpin;
-    const Deadline deadline = Deadline::After(timeout);
-    const size_t size = message.size();
-    do {
-      const WaitResult result = ipc_internal::WaitFor(
-          ix.writable, [&] { return send_.Writable(size); }, deadline,
-          &spin_budget, [&] { return !PeerAlive(); });
-      if (result == WaitResult::kAborted) return PeerGone("Send");
-      if (result == WaitResult::kTimedOut) {
-        return absl::DeadlineExceededError(
-            "Pipe::Send: the pipe is still full at the deadline");
-      }
-    } while (!send_.TryPush(message));
-  }
+  thread_local ipc_internal::Spinner spinner;
+  const Deadline deadline = Deadline::After(timeout);
+  const size_t size = message.size();
+  do {
+    const WaitResult result = ipc_internal::WaitFor(
+        ix.writable, [&] { return send_.Writable(size); }, deadline,
+        &spinner, [&] { return !PeerAlive(); });
+    if (result == WaitResult::kAborted) return PeerGone("Send");
+    if (result == WaitResult::kTimedOut) {
+      return absl::DeadlineExceededError(
+          "Pipe::Send: the pipe is still full at the deadline");
+    }
+  } while (!send_.TryPush(message));
   ix.readable.Notify();
+  spinner.Learn(send_.Writable(size));
   return absl::OkStatus();
 }
 
-absl::Status Pipe::RecvImpl(std::string* message, absl::Duration timeout) {
+absl::Status Pipe::RecvInto(std::string* message, absl::Duration timeout) {
   if (state_ == nullptr) return ClosedEnd("Recv");
-  RingIndices& ix = *recv_.indices();
-  if (!recv_.TryPop(message)) {
-    thread_local int spin_budget = ipc_internal::kMinSpin;
-    const Deadline deadline = Deadline::After(timeout);
-    do {
-      const WaitResult result = ipc_internal::WaitFor(
-          ix.readable, [&] { return recv_.Readable(); }, deadline,
-          &spin_budget, [&] { return !PeerAlive(); });
-      if (result != WaitResult::kReady) {
-        // A peer may send and then exit: what it sent is still delivered.
-        if (recv_.TryPop(message)) break;
-        if (result == WaitResult::kAborted) return PeerGone("Recv");
-        return absl::DeadlineExceededError(
-            "Pipe::Recv: no message arrived before the deadline");
-      }
-    } while (!recv_.TryPop(message));
+  if (ABSL_PREDICT_FALSE(!recv_.TryPop(message))) {
+    return RecvSlow(message, timeout);
   }
-  ix.writable.Notify();
+  recv_.indices()->writable.Notify();
   return absl::OkStatus();
 }
 
-absl::Status Pipe::Send(absl::string_view message, absl::Duration timeout) {
-  return SendImpl(message, timeout);
+absl::Status Pipe::RecvSlow(std::string* message, absl::Duration timeout) {
+  RingIndices& ix = *recv_.indices();
+  thread_local ipc_internal::Spinner spinner;
+  const Deadline deadline = Deadline::After(timeout);
+  do {
+    const WaitResult result = ipc_internal::WaitFor(
+        ix.readable, [&] { return recv_.Readable(); }, deadline, &spinner,
+        [&] { return !PeerAlive(); });
+    if (result != WaitResult::kReady) {
+      // A peer may send and then exit: what it sent is still delivered.
+      if (recv_.TryPop(message)) break;
+      if (result == WaitResult::kAborted) return PeerGone("Recv");
+      return absl::DeadlineExceededError(
+          "Pipe::Recv: no message arrived before the deadline");
+    }
+  } while (!recv_.TryPop(message));
+  ix.writable.Notify();
+  spinner.Learn(recv_.Readable());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> Pipe::Recv(absl::Duration timeout) {
   std::string message;
-  TASKFORK_RETURN_IF_ERROR(RecvImpl(&message, timeout));
+  TASKFORK_RETURN_IF_ERROR(RecvInto(&message, timeout));
   return message;
-}
-
-absl::Status Pipe::RecvInto(std::string* message, absl::Duration timeout) {
-  return RecvImpl(message, timeout);
 }
 
 absl::StatusOr<bool> Pipe::Poll(absl::Duration timeout) {
   if (state_ == nullptr) return ClosedEnd("Poll");
   if (recv_.Readable()) return true;
-  thread_local int spin_budget = ipc_internal::kMinSpin;
+  thread_local ipc_internal::Spinner spinner;
   const WaitResult result = ipc_internal::WaitFor(
       recv_.indices()->readable, [&] { return recv_.Readable(); },
-      Deadline::After(timeout), &spin_budget, [&] { return !PeerAlive(); });
+      Deadline::After(timeout), &spinner, [&] { return !PeerAlive(); });
   if (recv_.Readable()) return true;
   if (result == WaitResult::kAborted) return PeerGone("Poll");
   return false;

@@ -126,8 +126,9 @@ class Pipe {
   friend class WaitTarget;
   struct State;  // the mapping and the liveness descriptor
 
-  absl::Status SendImpl(absl::string_view message, absl::Duration timeout);
-  absl::Status RecvImpl(std::string* message, absl::Duration timeout);
+  // Send and RecvInto when the ring is full / empty: wait.
+  absl::Status SendSlow(absl::string_view message, absl::Duration timeout);
+  absl::Status RecvSlow(std::string* message, absl::Duration timeout);
 
   std::unique_ptr<State> state_;
   ipc_internal::RingView send_;

@@ -7,24 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "ipc/internal/queue_shared.h"
 #include "ipc/internal/sync.h"
-
-namespace taskfork::ipc_internal {
-
-// The header at the start of a queue's segment; the ring's bytes follow at
-// kDataOffset. Every field is valid when zero except the mutexes, which the
-// creator initialises before it publishes `magic`.
-struct QueueShared {
-  std::atomic<uint64_t> magic{0};
-  uint64_t capacity = 0;
-  alignas(64) std::atomic<uint32_t> closed{0};
-  std::atomic<uint64_t> recoveries{0};  // locks taken over from dead owners
-  alignas(64) RobustMutex producer_mu;
-  alignas(64) RobustMutex consumer_mu;
-  alignas(64) RingIndices ring;
-};
-
-}  // namespace taskfork::ipc_internal
 
 namespace taskfork::ipc {
 
@@ -36,9 +20,12 @@ using ipc_internal::RobustMutex;
 
 namespace {
 
-constexpr uint64_t kMagic = 0x3171'6b72'6f66'6b74;  // "tkforkq1", version 1
-constexpr size_t kDataOffset = (sizeof(QueueShared) + 4095) & ~size_t{4095};
-constexpr uint64_t kMaxCapacity = uint64_t{1} << 40;
+// "tkforkq2": version 2, lap-stamped record headers (ipc/internal/ring.h).
+constexpr uint64_t kMagic = 0x3271'6b72'6f66'6b74;
+constexpr size_t kDataOffset = ipc_internal::kQueueDataOffset;
+constexpr uint64_t kMaxCapacity = ipc_internal::kMaxRingCapacity;
+// How far ahead of `tail` a producer prefetches ring lines for writing.
+constexpr uint64_t kPrefetchDistance = 4096;
 
 uint64_t RoundUpCapacity(size_t requested) {
   uint64_t capacity = 64;
@@ -75,6 +62,7 @@ absl::StatusOr<Queue> Queue::Create(QueueOptions options) {
     TASKFORK_ASSIGN_OR_RETURN(
         shm, SharedMemory::CreateNamed(options.name, size, options.mode));
   }
+  ipc_internal::CurrentWakeupMode();  // decided before the first message
   auto* shared = new (shm.data()) QueueShared;
   shared->capacity = capacity;
   shared->producer_mu.Init();
@@ -97,18 +85,26 @@ absl::StatusOr<Queue> Queue::Open(absl::string_view name) {
         " is not an initialised taskfork queue (wrong magic; if its creator "
         "is still starting, retry)"));
   }
-  if (shared->capacity < 64 || (shared->capacity & (shared->capacity - 1)) ||
+  if (shared->capacity < 64 || shared->capacity > kMaxCapacity ||
+      (shared->capacity & (shared->capacity - 1)) ||
       kDataOffset + shared->capacity > shm.size()) {
     return absl::FailedPreconditionError(
         absl::StrCat("taskfork queue ", shm.name(), " has a corrupt header"));
   }
+  ipc_internal::CurrentWakeupMode();
   return Queue(std::move(shm));
 }
 
 bool Queue::LockOrRecover(RobustMutex& mu, const Deadline& deadline) {
   bool owner_died = false;
   if (!mu.Lock(deadline, &owner_died)) return false;
-  if (owner_died) shared_->recoveries.fetch_add(1, std::memory_order_relaxed);
+  if (owner_died) {
+    shared_->recoveries.fetch_add(1, std::memory_order_relaxed);
+    // A producer killed between publishing a record and advancing `tail`
+    // left a record the consumers may already have taken: adopt it, or the
+    // next Put would overwrite it. (A dead consumer leaves nothing to fix.)
+    if (&mu == &shared_->producer_mu) ring_.RepairTail();
+  }
   return true;
 }
 
@@ -117,7 +113,8 @@ absl::Status Queue::PutImpl(absl::string_view message,
   if (message.size() > ring_.max_message_size()) {
     return TooLarge(message.size(), ring_.max_message_size());
   }
-  thread_local int spin_budget = ipc_internal::kMinSpin;
+  thread_local ipc_internal::Spinner spinner;
+  bool waited = false;
   for (;;) {
     if (!LockOrRecover(shared_->producer_mu, deadline)) {
       return absl::DeadlineExceededError("Queue::Put: timed out");
@@ -127,9 +124,17 @@ absl::Status Queue::PutImpl(absl::string_view message,
       return absl::FailedPreconditionError("Queue::Put: the queue is closed");
     }
     const bool pushed = ring_.TryPush(message);
+    // The unlock below is a locked instruction: it waits until this record's
+    // stores are done, and each store to a line the consumer read a lap ago
+    // waits for the consumer's core to give the line up. Asking for the next
+    // lines now overlaps those waits with the next Puts.
+    if (message.size() < kPrefetchDistance) {
+      ring_.PrefetchForWrite(kPrefetchDistance);
+    }
     shared_->producer_mu.Unlock();
     if (pushed) {
       shared_->ring.readable.Notify();
+      if (waited) spinner.Learn(ring_.Writable(message.size()));
       return absl::OkStatus();
     }
     if (!wait) {
@@ -143,7 +148,8 @@ absl::Status Queue::PutImpl(absl::string_view message,
           return ring_.Writable(size) ||
                  shared_->closed.load(std::memory_order_relaxed) != 0;
         },
-        deadline, &spin_budget);
+        deadline, &spinner);
+    waited = true;
     if (!ready) {
       return absl::DeadlineExceededError(absl::StrCat(
           "Queue::Put: still full at the deadline (", capacity_bytes(),
@@ -154,7 +160,8 @@ absl::Status Queue::PutImpl(absl::string_view message,
 
 absl::Status Queue::GetImpl(std::string* message, const Deadline& deadline,
                             bool wait) {
-  thread_local int spin_budget = ipc_internal::kMinSpin;
+  thread_local ipc_internal::Spinner spinner;
+  bool waited = false;
   for (;;) {
     if (!LockOrRecover(shared_->consumer_mu, deadline)) {
       return absl::DeadlineExceededError("Queue::Get: timed out");
@@ -168,19 +175,23 @@ absl::Status Queue::GetImpl(std::string* message, const Deadline& deadline,
         return absl::OutOfRangeError("Queue::Get: the queue is closed and empty");
       }
     }
+    // Readable() only while no other consumer can move head.
+    const bool more = popped && waited && ring_.Readable();
     shared_->consumer_mu.Unlock();
     if (popped) {
       shared_->ring.writable.Notify();
+      if (waited) spinner.Learn(more);
       return absl::OkStatus();
     }
     if (!wait) return absl::UnavailableError("Queue::TryGet: the queue is empty");
     const bool ready = ipc_internal::WaitFor(
         shared_->ring.readable,
         [&] {
-          return ring_.Readable() ||
+          return ring_.PublishedTailAhead() ||
                  shared_->closed.load(std::memory_order_relaxed) != 0;
         },
-        deadline, &spin_budget);
+        deadline, &spinner);
+    waited = true;
     if (!ready) {
       return absl::DeadlineExceededError(
           "Queue::Get: still empty at the deadline");
@@ -226,7 +237,9 @@ bool Queue::closed() const {
 
 size_t Queue::used_bytes() const {
   const uint64_t head = shared_->ring.head.load(std::memory_order_acquire);
-  return shared_->ring.tail.load(std::memory_order_acquire) - head;
+  const uint64_t tail = shared_->ring.tail.load(std::memory_order_acquire);
+  // A consumer may take a record a moment before its producer advances tail.
+  return tail > head ? tail - head : 0;
 }
 
 uint64_t Queue::recovered_lock_count() const {

@@ -144,7 +144,8 @@ class Queue {
   const std::string& name() const { return shm_.name(); }
 
  private:
-  friend class WaitTarget;  // ipc/wait.h
+  friend class WaitTarget;     // ipc/wait.h
+  friend class QueueTestPeer;  // ipc/queue_crash_test.cc
 
   explicit Queue(SharedMemory shm);
   bool LockOrRecover(ipc_internal::RobustMutex& mu,

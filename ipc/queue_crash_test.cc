@@ -13,6 +13,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -20,15 +21,25 @@
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "ipc/internal/queue_shared.h"
 #include "ipc/internal/test_util.h"
 #include "ipc/queue.h"
 #include "ipc/shared_memory.h"
 
 namespace taskfork::ipc {
+
+// Reaches into a Queue to stop a producer between the steps of a Put.
+class QueueTestPeer {
+ public:
+  static ipc_internal::QueueShared& shared(Queue& queue) { return *queue.shared_; }
+  static ipc_internal::RingView& ring(Queue& queue) { return queue.ring_; }
+};
+
 namespace {
 
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;
+using ::taskfork::testing::StatusIs;
 
 constexpr uint32_t kMaxIds = 4096;     // producer incarnations
 constexpr uint32_t kMaxSeq = 1 << 13;  // messages per producer incarnation
@@ -192,6 +203,80 @@ TEST(QueueCrash, RandomKillsNeverCorruptOrWedgeTheQueue) {
               static_cast<unsigned long>(queue->recovered_lock_count()));
   EXPECT_GT(queue->recovered_lock_count(), 0)
       << "no kill hit a lock holder; the test did not test recovery";
+}
+
+// A child takes the producers' lock, writes `message` (and publishes it, or
+// not), and is killed before it advances tail and unlocks.
+void KillProducerInsidePut(Queue& queue, absl::string_view message,
+                           bool publish) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    QueueTestPeer::shared(queue).producer_mu.Lock();
+    if (QueueTestPeer::ring(queue).Write(message, publish) == 0) ::_exit(3);
+    ::raise(SIGKILL);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+}
+
+QueueOptions SmallQueue() {
+  QueueOptions options;
+  options.capacity_bytes = 4096;
+  return options;
+}
+
+TEST(QueueCrash, ProducerKilledAfterPublishingBeforeTailIsAdopted) {
+  auto queue = Queue::Create(SmallQueue());
+  ASSERT_THAT(queue, IsOk());
+  ASSERT_THAT(queue->Put("before"), IsOk());
+  KillProducerInsidePut(*queue, "orphan", /*publish=*/true);
+  // The next producer recovers the lock and must not write over "orphan".
+  ASSERT_THAT(queue->Put("next", absl::Seconds(10)), IsOk());
+  EXPECT_EQ(queue->recovered_lock_count(), 1u);
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("before"));
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("orphan"));
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("next"));
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(queue->used_bytes(), 0u);
+}
+
+TEST(QueueCrash, PublishedRecordIsDeliveredOnceEvenBeforeTheRepair) {
+  auto queue = Queue::Create(SmallQueue());
+  ASSERT_THAT(queue, IsOk());
+  KillProducerInsidePut(*queue, "orphan", /*publish=*/true);
+  // Consumers do not read tail: the record is there already.
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("orphan"));
+  EXPECT_EQ(queue->used_bytes(), 0u);  // tail lags head: clamped
+  ASSERT_THAT(queue->Put("next", absl::Seconds(10)), IsOk());
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("next"));
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(QueueCrash, WaitingConsumerGetsTheOrphanOnceTheNextProducerRepairs) {
+  // A consumer waiting outside the lock looks at tail, which the dead
+  // producer did not advance; the next Put adopts the record and wakes it.
+  auto queue = Queue::Create(SmallQueue());
+  ASSERT_THAT(queue, IsOk());
+  absl::StatusOr<std::string> got;
+  std::thread consumer([&] { got = queue->Get(absl::Seconds(30)); });
+  KillProducerInsidePut(*queue, "orphan", /*publish=*/true);
+  ASSERT_THAT(queue->Put("next", absl::Seconds(10)), IsOk());
+  consumer.join();
+  EXPECT_THAT(got, IsOkAndHolds("orphan"));
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("next"));
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(QueueCrash, ProducerKilledBeforePublishingLeavesNothing) {
+  auto queue = Queue::Create(SmallQueue());
+  ASSERT_THAT(queue, IsOk());
+  KillProducerInsidePut(*queue, std::string(1000, 'p'), /*publish=*/false);
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_THAT(queue->Put("next", absl::Seconds(10)), IsOk());
+  EXPECT_EQ(queue->recovered_lock_count(), 1u);
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("next"));
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ WaitTarget::WaitTarget(Queue& queue) : queue_(&queue) {}
 WaitTarget::WaitTarget(Pipe& pipe) : pipe_(&pipe) {}
 
 bool WaitTarget::ReadyWithoutSyscall() const {
-  if (queue_ != nullptr) return queue_->ring_.Readable() || queue_->closed();
+  if (queue_ != nullptr) return queue_->ring_.PublishedTailAhead() || queue_->closed();
   return pipe_->recv_.Readable();
 }
 
@@ -58,7 +58,7 @@ absl::StatusOr<size_t> WaitAny(absl::Span<const WaitTarget> targets,
     }
     return -1;
   };
-  for (int spin = 0; spin < ipc_internal::kMinSpin * 16; ++spin) {
+  for (int spin = 0; spin < ipc_internal::Spinner::kMinSpin * 16; ++spin) {
     if (const int i = first_ready(false); i >= 0) return static_cast<size_t>(i);
     ipc_internal::CpuRelax();
   }
@@ -70,12 +70,16 @@ absl::StatusOr<size_t> WaitAny(absl::Span<const WaitTarget> targets,
           absl::StrCat("WaitAny: none of ", targets.size(),
                        " targets became ready before the deadline"));
     }
+    for (Event* event : events) event->Announce();
+    const bool fenced = ipc_internal::HeavyBarrier();
     for (size_t i = 0; i < events.size(); ++i) {
-      waiters[i] = {&events[i]->seq, events[i]->Arm()};
+      waiters[i] = {&events[i]->seq,
+                    events[i]->seq.load(std::memory_order_seq_cst)};
     }
     if (first_ready(false) < 0) {
-      ipc_internal::FutexWaitAny(waiters,
-                                 deadline.CappedAt(ipc_internal::kRecheck));
+      ipc_internal::FutexWaitAny(
+          waiters, deadline.CappedAt(fenced ? ipc_internal::kRecheck
+                                            : ipc_internal::kRecheckUnfenced));
     }
   }
 }

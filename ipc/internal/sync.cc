@@ -1,6 +1,7 @@
 #include "ipc/internal/sync.h"
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -56,6 +57,71 @@ timespec Deadline::CappedAt(absl::Duration cap) const {
   }
   if (target == INT64_MAX) target = INT64_MAX / 2;  // far enough
   return ToTimespec(target);
+}
+
+namespace {
+
+long Membarrier(int command) {
+  return ::syscall(SYS_membarrier, command, 0, 0);
+}
+
+enum class Support { kYes, kNoKernel, kRefused };
+
+// Whether the kernel offers the sleeper's barrier (asked once). kNoKernel:
+// no process can register, so every notifier uses the locked instruction.
+Support GlobalExpeditedSupport() {
+  static const Support support = [] {
+    const long commands = Membarrier(MEMBARRIER_CMD_QUERY);
+    if (commands < 0) return errno == ENOSYS ? Support::kNoKernel : Support::kRefused;
+    return (commands & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 ? Support::kYes
+                                                             : Support::kNoKernel;
+  }();
+  return support;
+}
+
+}  // namespace
+
+namespace wakeup_internal {
+std::atomic<int> mode{-1};
+}  // namespace wakeup_internal
+
+WakeupMode InitWakeups() {
+  static const WakeupMode decided = [] {
+    if (GlobalExpeditedSupport() != Support::kYes) return WakeupMode::kSymmetric;
+    // Registration makes this process (and its forked children: it is kept
+    // by fork and dropped by exec) a target of the sleepers' barriers.
+    if (Membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) != 0) {
+      LOG(WARNING) << "membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED): "
+                   << std::strerror(errno)
+                   << "; //ipc wake-ups fall back to a locked instruction per "
+                      "message";
+      return WakeupMode::kSymmetric;
+    }
+    return WakeupMode::kAsymmetric;
+  }();
+  int expected = -1;
+  wakeup_internal::mode.compare_exchange_strong(expected,
+                                                static_cast<int>(decided));
+  return static_cast<WakeupMode>(wakeup_internal::mode.load());
+}
+
+void UseSymmetricWakeupsForTest() {
+  InitWakeups();
+  wakeup_internal::mode.store(static_cast<int>(WakeupMode::kSymmetric));
+}
+
+bool HeavyBarrier() {
+  // A sleeper in a process that could not register still makes the barrier
+  // (the command needs no registration of the caller).
+  switch (GlobalExpeditedSupport()) {
+    case Support::kYes:
+      return Membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+    case Support::kNoKernel:
+      return true;  // nobody uses the plain load
+    case Support::kRefused:
+      return false;  // this process is filtered; others may not be
+  }
+  return false;
 }
 
 void FutexWakeAll(std::atomic<uint32_t>* word) {

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/optimization.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 
@@ -57,6 +58,38 @@ struct FutexWaiter {
 void FutexWaitAny(absl::Span<const FutexWaiter> waiters,
                   const timespec& abs_monotonic);
 
+// How a notifier orders "publish, then look for sleepers" (a Dekker pair with
+// the sleeper's "announce, then re-check"), chosen once per process:
+//   kAsymmetric: this process is registered for
+//     membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (Linux 4.16+). Notifiers
+//     use a plain load, and a sleeper, before its last check, makes every
+//     CPU running a registered process execute a full barrier. A message
+//     then costs no locked instruction; a sleep costs one more system call.
+//   kSymmetric: registration failed (old kernel, or a seccomp filter):
+//     notifiers use a seq_cst read-modify-write, as the sleepers do.
+// Registration is inherited by fork() and dropped by exec(); Queue::Create,
+// Queue::Open and Pipe::Create call CurrentWakeupMode() so the choice is made
+// once per process before the first message. Every sleeper also issues the
+// barrier (any process may), so processes of either kind can share a queue;
+// a sleeper whose barrier fails sleeps at most kRecheckUnfenced at a time.
+enum class WakeupMode { kAsymmetric, kSymmetric };
+WakeupMode InitWakeups();  // decides (once) and returns the mode
+namespace wakeup_internal {
+// -1 until InitWakeups() ran; then a WakeupMode.
+extern std::atomic<int> mode;
+}  // namespace wakeup_internal
+inline WakeupMode CurrentWakeupMode() {
+  const int mode = wakeup_internal::mode.load(std::memory_order_relaxed);
+  if (ABSL_PREDICT_FALSE(mode < 0)) return InitWakeups();
+  return static_cast<WakeupMode>(mode);
+}
+// For tests: this process notifies with the locked instruction from now on
+// (always correct; kAsymmetric is only an optimisation of it).
+void UseSymmetricWakeupsForTest();
+// The sleeper's half: a full barrier on every CPU running a registered
+// process. Returns false if the system call failed.
+bool HeavyBarrier();
+
 // A wake-up event in shared memory: a sequence word to sleep on and a flag
 // saying someone may be asleep on it. Notify() costs no system call when
 // nobody sleeps, and only the first Notify() after a sleeper armed the flag
@@ -70,25 +103,36 @@ struct Event {
   // Call after publishing the state change the sleepers wait for (with a
   // release store or under a lock). Wakes every sleeper.
   void Notify() {
-    // A seq_cst read-modify-write rather than a fence + load: it orders the
-    // caller's publishing store before the read of `sleeping` (Dekker with
-    // the sleeper's exchange in Arm()), and TSan understands it.
-    if (sleeping.fetch_add(0, std::memory_order_seq_cst) != 0 &&
-        sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
-      NotifyAlways();
+    if (CurrentWakeupMode() == WakeupMode::kAsymmetric) {
+      // Only the compiler must keep the publishing store before this load;
+      // the sleeper's HeavyBarrier() orders them on the CPU.
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      if (sleeping.load(std::memory_order_relaxed) == 0) return;
+    } else if (sleeping.fetch_add(0, std::memory_order_seq_cst) == 0) {
+      // A seq_cst read-modify-write rather than a fence + load: it orders
+      // the caller's publishing store before the read of `sleeping`, and
+      // TSan understands it.
+      return;
     }
+    if (sleeping.exchange(0, std::memory_order_seq_cst) != 0) NotifyAlways();
   }
   void NotifyAlways() {
     seq.fetch_add(1, std::memory_order_seq_cst);
     FutexWakeAll(&seq);
   }
   // Called by a sleeper before its last readiness check; returns the value
-  // to pass to FutexWait. (A sleeper that times out leaves the flag set: the
-  // next Notify() makes one needless wake-up. So does a killed sleeper.)
-  uint32_t Arm() {
-    sleeping.exchange(1, std::memory_order_seq_cst);
+  // to pass to FutexWait, and sets *fenced to whether the notifiers of every
+  // kind are ordered against this sleep (false: sleep at most
+  // kRecheckUnfenced). A sleeper that times out leaves the flag set: the
+  // next Notify() makes one needless wake-up. So does a killed sleeper.
+  uint32_t Arm(bool* fenced) {
+    Announce();
+    *fenced = HeavyBarrier();
     return seq.load(std::memory_order_seq_cst);
   }
+  // Arm() in parts, for a sleeper on several events (one barrier for all):
+  // Announce() each, HeavyBarrier() once, then read each `seq`.
+  void Announce() { sleeping.exchange(1, std::memory_order_seq_cst); }
 };
 
 // How long a sleeper sleeps at most before it re-checks by itself. A peer
@@ -96,21 +140,56 @@ struct Event {
 // sleepers unwoken; this bounds the delay that causes (1/kRecheck wake-ups a
 // second cost a sleeper no measurable CPU).
 inline constexpr absl::Duration kRecheck = absl::Milliseconds(100);
+// The same for a sleeper whose HeavyBarrier() failed: a notifier in a
+// registered process may then miss it, so it looks again soon.
+inline constexpr absl::Duration kRecheckUnfenced = absl::Milliseconds(1);
 
 enum class WaitResult { kReady, kTimedOut, kAborted };
 
-// Spins (adaptively: the budget grows when spinning succeeds and shrinks when
-// it does not), then sleeps on `event` until `ready()` or `deadline`.
+// Per-thread state of one kind of wait (callers keep one thread_local per
+// wait site), adapted from what the last waits found:
+//   budget: pauses to spin before sleeping; doubles when spinning succeeds,
+//     halves when it does not (kMinSpin..kMaxSpin).
+//   first_look: pauses before the first look at ready(); see Learn().
+// WaitFor looks at ready() after `first_look` pauses, then spins `budget`
+// pauses looking after 1, 2, 4, ... up to kMaxPollGap of them. A waiter that re-reads the line
+// its peer is writing steals the line each time; the peer's next locked
+// instruction (a lock, an unlock) then waits for the line to come back,
+// which on distant cores costs far more than the waiter saves.
+struct Spinner {
+  int budget = kMinSpin;
+  int first_look = 1;
+  bool hit_first_look = false;  // set by WaitFor
+
+  // Call after a successful wait and the operation it waited for, with
+  // whether the operation could be repeated at once (another message was
+  // already there, or room for another): the peer was streaming, so the
+  // first look comes later next time and finds a batch (up to
+  // kMaxFirstLook pauses). Otherwise it comes sooner, for latency.
+  void Learn(bool more) {
+    if (hit_first_look && more) {
+      if (first_look < kMaxFirstLook) first_look *= 2;
+    } else if (first_look > 1) {
+      first_look /= 2;
+    }
+  }
+
+  static constexpr int kMinSpin = 64;
+  static constexpr int kMaxSpin = 1 << 14;
+  static constexpr int kMaxPollGap = 8;
+  static constexpr int kMaxFirstLook = 64;
+};
+
+// Spins (see Spinner), then sleeps on `event` until `ready()` or `deadline`.
 // Before each sleep (and after each wake-up) `abort()` is asked whether to
 // give up (a dead peer); it may make a system call, ready() should not.
-// `spin_budget` is per-thread state owned by the caller.
 template <typename Ready, typename Abort>
 WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
-                   int* spin_budget, Abort&& abort);
+                   Spinner* spinner, Abort&& abort);
 template <typename Ready>
 bool WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
-             int* spin_budget) {
-  return WaitFor(event, ready, deadline, spin_budget, [] { return false; }) ==
+             Spinner* spinner) {
+  return WaitFor(event, ready, deadline, spinner, [] { return false; }) ==
          WaitResult::kReady;
 }
 
@@ -152,27 +231,39 @@ inline void CpuRelax() {
 #endif
 }
 
-inline constexpr int kMinSpin = 64;
-inline constexpr int kMaxSpin = 1 << 14;
+inline void Pause(int n) {
+  for (int i = 0; i < n; ++i) CpuRelax();
+}
 
 template <typename Ready, typename Abort>
 WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
-                   int* spin_budget, Abort&& abort) {
-  const int budget = *spin_budget;
-  for (int i = 0; i < budget; ++i) {
+                   Spinner* spinner, Abort&& abort) {
+  spinner->hit_first_look = false;
+  const int budget = spinner->budget;
+  Pause(spinner->first_look);
+  if (ready()) {
+    spinner->hit_first_look = true;
+    return WaitResult::kReady;
+  }
+  for (int spent = 0, gap = 1; spent < budget; spent += gap) {
+    Pause(gap);
     if (ready()) {
-      if (*spin_budget < kMaxSpin) *spin_budget *= 2;
+      if (spinner->budget < Spinner::kMaxSpin) spinner->budget *= 2;
       return WaitResult::kReady;
     }
-    CpuRelax();
+    if (gap < Spinner::kMaxPollGap) gap *= 2;
   }
-  if (*spin_budget > kMinSpin) *spin_budget /= 2;
+  if (spinner->budget > Spinner::kMinSpin) spinner->budget /= 2;
   for (;;) {
     if (ready()) return WaitResult::kReady;
     if (abort()) return WaitResult::kAborted;
     if (deadline.Expired()) return WaitResult::kTimedOut;
-    const uint32_t seq = event.Arm();
-    if (!ready()) FutexWait(&event.seq, seq, deadline.CappedAt(kRecheck));
+    bool fenced = false;
+    const uint32_t seq = event.Arm(&fenced);
+    if (!ready()) {
+      FutexWait(&event.seq, seq,
+                deadline.CappedAt(fenced ? kRecheck : kRecheckUnfenced));
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 #include "ipc/internal/sync.h"
 
 #include <signal.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +25,7 @@ struct Shared {
   RobustMutex mu;
   Event event;
   std::atomic<uint32_t> flag{0};
+  std::atomic<uint32_t> round{0};
 };
 
 // Segments stay mapped until the binary exits: ThreadSanitizer keeps state
@@ -101,12 +104,12 @@ TEST(RobustMutex, HolderDyingWakesABlockedLocker) {
 TEST(WaitFor, TimesOutAbortsAndWakes) {
   Shared* shared = MakeShared();
   ASSERT_NE(shared, nullptr);
-  int budget = kMinSpin;
+  Spinner spinner;
   auto ready = [&] { return shared->flag.load() != 0; };
   EXPECT_EQ(WaitFor(shared->event, ready, Deadline::After(absl::Milliseconds(20)),
-                    &budget, [] { return false; }),
+                    &spinner, [] { return false; }),
             WaitResult::kTimedOut);
-  EXPECT_EQ(WaitFor(shared->event, ready, Deadline::Never(), &budget,
+  EXPECT_EQ(WaitFor(shared->event, ready, Deadline::Never(), &spinner,
                     [] { return true; }),
             WaitResult::kAborted);
   const pid_t pid = ::fork();
@@ -120,11 +123,105 @@ TEST(WaitFor, TimesOutAbortsAndWakes) {
     ::_exit(0);
   }
   EXPECT_EQ(WaitFor(shared->event, ready, Deadline::After(absl::Seconds(30)),
-                    &budget, [] { return false; }),
+                    &spinner, [] { return false; }),
             WaitResult::kReady);
   ::waitpid(pid, nullptr, 0);
-  EXPECT_GE(budget, kMinSpin);
-  EXPECT_LE(budget, kMaxSpin);
+  EXPECT_GE(spinner.budget, Spinner::kMinSpin);
+  EXPECT_LE(spinner.budget, Spinner::kMaxSpin);
+}
+
+// Rounds in which a notifier publishes and calls Notify() at the moment a
+// sleeper arms and re-checks (both start when the sleeper opens the round),
+// so that the notifier's load of `sleeping` races with the sleeper's
+// announcement (the sleeper sweeps its start over the window). A lost wake-up leaves the sleeper asleep until its 200 ms
+// timeout with the sequence word unchanged, which it counts.
+void NotifyNeverMissesASleeper(bool symmetric_notifier) {
+  Shared* shared = MakeShared();
+  ASSERT_NE(shared, nullptr);
+  constexpr uint32_t kRounds = 3000;
+  const pid_t pid = ::fork();
+  if (pid == 0) {  // the notifier
+    if (symmetric_notifier) UseSymmetricWakeupsForTest();
+    for (uint32_t i = 1; i <= kRounds; ++i) {
+      while (shared->round.load(std::memory_order_acquire) != i) CpuRelax();
+      for (uint32_t k = 0; k < i % 8; ++k) CpuRelax();  // vary the race
+      shared->flag.store(i, std::memory_order_release);
+      shared->event.Notify();
+    }
+    ::_exit(0);
+  }
+  uint32_t missed = 0;
+  for (uint32_t i = 1; i <= kRounds; ++i) {
+    shared->event.sleeping.store(0);
+    shared->round.store(i, std::memory_order_release);
+    // Sweep the announcement over the time the notifier takes to see the
+    // round open and publish (a cache-line transfer or two).
+    for (uint32_t k = 0; k < (i * 7) % 96; ++k) CpuRelax();
+    while (shared->flag.load(std::memory_order_acquire) != i) {
+      bool fenced = false;
+      const uint32_t seq = shared->event.Arm(&fenced);
+      EXPECT_TRUE(fenced);
+      if (shared->flag.load(std::memory_order_acquire) == i) break;
+      FutexWait(&shared->event.seq, seq,
+                Deadline::After(absl::Milliseconds(200))
+                    .CappedAt(absl::InfiniteDuration()));
+      if (shared->event.seq.load() == seq &&
+          shared->flag.load(std::memory_order_acquire) != i) {
+        ++missed;  // woke by the timeout: the notification was lost
+      }
+    }
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(missed, 0u);
+}
+
+TEST(Event, AsymmetricNotifyNeverMissesASleeper) {
+  if (CurrentWakeupMode() != WakeupMode::kAsymmetric) {
+    GTEST_SKIP() << "membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) is not available";
+  }
+  NotifyNeverMissesASleeper(/*symmetric_notifier=*/false);
+}
+
+TEST(Event, SymmetricNotifyNeverMissesASleeper) {
+  NotifyNeverMissesASleeper(/*symmetric_notifier=*/true);
+}
+
+TEST(Event, MembarrierRegistrationIsInheritedByFork) {
+  if (CurrentWakeupMode() != WakeupMode::kAsymmetric) {
+    GTEST_SKIP() << "membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) is not available";
+  }
+  // MEMBARRIER_CMD_GET_REGISTRATIONS (Linux 6.3+) lists what this process
+  // is registered for.
+  constexpr int kGetRegistrations = 1 << 9;
+  const long parent = ::syscall(SYS_membarrier, kGetRegistrations, 0, 0);
+  if (parent < 0) GTEST_SKIP() << "no MEMBARRIER_CMD_GET_REGISTRATIONS";
+  EXPECT_NE(parent & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const long child = ::syscall(SYS_membarrier, kGetRegistrations, 0, 0);
+    ::_exit(child >= 0 && (child & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "a forked child is not registered: its notifications would be "
+         "unordered against sleepers";
+}
+
+TEST(Spinner, LearnsToLookLaterOnlyWhenItFindsABatch) {
+  Spinner spinner;
+  spinner.hit_first_look = true;
+  spinner.Learn(/*more=*/true);
+  EXPECT_EQ(spinner.first_look, 2);
+  for (int i = 0; i < 20; ++i) spinner.Learn(true);
+  EXPECT_EQ(spinner.first_look, Spinner::kMaxFirstLook);
+  spinner.Learn(/*more=*/false);  // one message only: latency first
+  EXPECT_EQ(spinner.first_look, Spinner::kMaxFirstLook / 2);
+  spinner.hit_first_look = false;  // had to keep looking
+  for (int i = 0; i < 20; ++i) spinner.Learn(true);
+  EXPECT_EQ(spinner.first_look, 1);
 }
 
 TEST(FutexWaitAny, ReturnsWhenOneWordChanges) {
