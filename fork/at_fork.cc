@@ -1,10 +1,14 @@
 #include "fork/at_fork.h"
 
 #include <pthread.h>
+#include <stdio_ext.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <mutex>  // NOLINT: std::mutex is a plain pthread mutex, unlockable in the child.
 #include <new>
@@ -37,6 +41,13 @@ struct Registry {
   // the thread's TLS page need not be (one copy-on-write fault less in the
   // parent and in the child). Written under `mu`, read anywhere.
   std::atomic<pthread_t> handler_thread{0};
+  // Entries with a child_exit handler: RunChildExitHooks() locks and writes
+  // nothing when there are none (a plain Process child). Written under `mu`.
+  std::atomic<int> child_exit_count{0};
+  // The process that ran the child_exit handlers (0: none yet); a forked
+  // child inherits its parent's value, which is not its own pid. Guarded by
+  // `mu`.
+  pid_t child_exit_ran_in = 0;
 
   bool InHandlers() const {
     return handler_thread.load(std::memory_order_relaxed) == ::pthread_self();
@@ -58,6 +69,9 @@ void Run(const std::function<void()>& handler) noexcept {
 
 void PrepareAll() {
   Registry& registry = GetRegistry();
+  // The lock is this thread's already: it would deadlock.
+  CHECK(!registry.InHandlers())
+      << "fork() called from an at-fork or child-exit handler";
   registry.mu.lock();
   registry.handler_thread.store(::pthread_self(), std::memory_order_relaxed);
   for (auto it = registry.entries.rbegin(); it != registry.entries.rend();
@@ -100,6 +114,9 @@ void Unregister(uint64_t id) {
                          [id](const Entry& e) { return e.id == id; });
   CHECK(it != registry.entries.end()) << "at-fork registration " << id
                                       << " is not registered";
+  if (it->handlers.child_exit) {
+    registry.child_exit_count.fetch_sub(1, std::memory_order_relaxed);
+  }
   registry.entries.erase(it);
 }
 
@@ -135,6 +152,9 @@ AtForkRegistration RegisterAtFork(int priority, AtForkHandlers handlers) {
   auto pos = std::upper_bound(
       registry.entries.begin(), registry.entries.end(), priority,
       [](int p, const Entry& e) { return p < e.priority; });
+  if (handlers.child_exit) {
+    registry.child_exit_count.fetch_add(1, std::memory_order_relaxed);
+  }
   registry.entries.insert(pos, Entry{priority, id, std::move(handlers)});
   return AtForkRegistration(id);
 }
@@ -145,6 +165,32 @@ int AtForkRegistrationCount() {
       << "AtForkRegistrationCount() called from an at-fork handler";
   std::lock_guard<std::mutex> lock(registry.mu);
   return static_cast<int>(registry.entries.size());
+}
+
+void RunChildExitHooks() {
+  Registry& registry = GetRegistry();
+  if (registry.child_exit_count.load(std::memory_order_relaxed) == 0) return;
+  CHECK(!registry.InHandlers())
+      << "RunChildExitHooks() called from an at-fork or child-exit handler";
+  std::lock_guard<std::mutex> lock(registry.mu);
+  const pid_t self = ::getpid();
+  if (registry.child_exit_ran_in == self) return;
+  registry.child_exit_ran_in = self;
+  registry.handler_thread.store(::pthread_self(), std::memory_order_relaxed);
+  for (auto it = registry.entries.rbegin(); it != registry.entries.rend();
+       ++it) {
+    Run(it->handlers.child_exit);
+  }
+  registry.handler_thread.store(0, std::memory_order_relaxed);
+}
+
+void ExitChild(int code) {
+  RunChildExitHooks();
+  // Only when something is buffered: fflush writes the stream's lock, a
+  // copy-on-write fault for nothing otherwise.
+  if (::__fpending(stdout) > 0) std::fflush(stdout);
+  if (::__fpending(stderr) > 0) std::fflush(stderr);
+  ::_exit(code);
 }
 
 }  // namespace taskfork

@@ -1,9 +1,11 @@
 // At-fork registry: prepare / parent / child handlers, ordered by priority,
-// that run around every fork() in the process and unregister on destruction.
+// that run around every fork() in the process and unregister on destruction,
+// and child-exit handlers that a forked child runs just before it _exit()s.
 //
 //   AtForkHandlers h;
 //   h.prepare = [&] { mu.lock(); };  h.parent = [&] { mu.unlock(); };
 //   h.child = [&] { mu.unlock(); ReopenLogFile(); };
+//   h.child_exit = [&] { FlushQueuedEvents(); };  // Process/Pcall children
 //   AtForkRegistration reg = RegisterAtFork(kAtForkPriorityLogging, std::move(h));
 //
 // Semantics (those of pthread_atfork / os.register_at_fork, plus removal):
@@ -41,6 +43,30 @@
 // - Handlers must not throw (std::terminate).
 // - fork() from a signal handler is not supported while handlers exist (the
 //   registry lock is not async-signal-safe), as POSIX already warns.
+//
+// Child-exit handlers (AtForkHandlers::child_exit): a forked child ends with
+// _exit(), which runs neither atexit handlers nor destructors (they belong to
+// the parent), so state a child queued in an inherited object (a report
+// client's unsent events) would be lost. RunChildExitHooks() runs the
+// child_exit handler of every registration in the calling process, in the
+// order of `prepare` (reverse priority order, ties in reverse registration
+// order: higher layers first, logging last), at most once per process.
+// - Who calls it: every Process / Pcall child after its body returned (or
+//   threw) and before its result is sent and it _exit()s (fork/process.h),
+//   hence also the runner's task processes; code that forks with ::fork()
+//   itself calls ExitChild(code) (or RunChildExitHooks()) instead of _exit().
+// - Never for the process that registered a handler when it ends normally
+//   (exit() and destructors are its way), for a child that calls exit() /
+//   _exit() / exec itself, nor for one killed by a signal or crashing: a
+//   crash cannot run code safely, so what a child has not handed to the
+//   kernel before it crashes is lost.
+// - The handlers are inherited with the registry: a registration made in a
+//   parent runs in each of its children that exits this way; one made in the
+//   child runs there too.
+// - A handler runs with the registry lock held (as at-fork handlers do): it
+//   may allocate, log and take locks its own prepare handler protects across
+//   fork, but must not fork, register or unregister (CHECK-fails), must not
+//   throw, and must bound its time: a child's exit waits for it.
 #ifndef TASKFORK_FORK_AT_FORK_H_
 #define TASKFORK_FORK_AT_FORK_H_
 
@@ -65,6 +91,9 @@ struct AtForkHandlers {
   std::function<void()> parent;
   // After fork, in the child (priority order). See the fork-safety notes above.
   std::function<void()> child;
+  // In a forked child just before it _exit()s (RunChildExitHooks(), reverse
+  // priority order). See "Child-exit handlers" above.
+  std::function<void()> child_exit;
 };
 
 // A registered set of handlers. Move-only RAII handle: the destructor (or
@@ -106,6 +135,17 @@ class AtForkRegistration {
 
 // Number of live registrations (for tests and diagnostics). Thread-safe.
 int AtForkRegistrationCount();
+
+// Runs the child_exit handler of every registration in this process (see
+// "Child-exit handlers" above); a no-op when this process ran them already
+// or none has one (then nothing is locked or written). Call it in a forked
+// child right before _exit(). Thread-safe; CHECK-fails when called from a
+// handler.
+void RunChildExitHooks();
+
+// RunChildExitHooks(), then flushes stdout and stderr (if anything is
+// buffered) and _exit(code): the way for a child made with ::fork() to end.
+[[noreturn]] void ExitChild(int code);
 
 }  // namespace taskfork
 

@@ -12,6 +12,8 @@
 //   `f(args...)` on its copy of the parent's memory (arguments are not copied
 //   or serialized on the way in), and sends the result back through
 //   //serialize: the result type must satisfy serialize::kIsSerializable.
+//   Before that the child runs the child-exit handlers (fork/at_fork.h), so
+//   what f left queued in inherited objects (report events) is not lost.
 // - An element of `args` that is a std::tuple is unpacked into f's
 //   parameters; any other element is passed as the single argument.
 // - Results come back in argument order, whatever order the children end in.

@@ -39,6 +39,7 @@
 #include "base/errno.h"
 #include "base/fd.h"
 #include "base/status_macros.h"
+#include "fork/at_fork.h"
 #include "fork/internal/managed_children.h"
 #include "fork/internal/os.h"
 #include "glog/logging.h"
@@ -286,40 +287,42 @@ struct ChildPlan {
 
   // The body: from here on the child runs arbitrary user code anyway.
   int code = 0;
+  std::string result;
+  bool threw = false;
+  std::string exception;  // "<type>\0<what>"
   try {
-    if (!sends_result) {
-      code = main(nullptr);
-    } else {
-      std::string result;
-      code = main(&result);
-      // A result of any size: blocking writes (the parent drains the pipe).
-      ::fcntl(channel, F_SETFL, 0);
-      if (result.size() > (64 << 10)) {
-        // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
-        // then: many enlarged pipes would count against the user's pipe
-        // quota (pipe-user-pages-soft). EPERM over the limit keeps the
-        // default.
-        ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
-      }
-      if (!WriteFrame(channel, kResultFrame, result)) {
-        code = kChildSetupFailedExitCode;  // the parent went away
-      }
-    }
+    code = main(sends_result ? &result : nullptr);
   } catch (const std::exception& e) {
     const std::type_info* type = abi::__cxa_current_exception_type();
-    const std::string payload = absl::StrCat(
+    exception = absl::StrCat(
         type != nullptr ? Demangle(type->name()) : "std::exception",
         absl::string_view("\0", 1), e.what());
-    WriteFrame(channel, kExceptionFrame,
-               absl::string_view(payload).substr(0, kMaxDiagnosticSize));
-    code = kUncaughtExceptionExitCode;
+    threw = true;
   } catch (...) {
     const std::type_info* type = abi::__cxa_current_exception_type();
-    const std::string payload =
-        type != nullptr ? Demangle(type->name()) : std::string("unknown");
+    exception = type != nullptr ? Demangle(type->name()) : std::string("unknown");
+    threw = true;
+  }
+  // What the body left queued in inherited objects (a report client's
+  // events) goes out before the parent can see the result or the exit.
+  RunChildExitHooks();
+  if (threw) {
     WriteFrame(channel, kExceptionFrame,
-               absl::string_view(payload).substr(0, kMaxDiagnosticSize));
+               absl::string_view(exception).substr(0, kMaxDiagnosticSize));
     code = kUncaughtExceptionExitCode;
+  } else if (sends_result) {
+    // A result of any size: blocking writes (the parent drains the pipe).
+    ::fcntl(channel, F_SETFL, 0);
+    if (result.size() > (64 << 10)) {
+      // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
+      // then: many enlarged pipes would count against the user's pipe
+      // quota (pipe-user-pages-soft). EPERM over the limit keeps the
+      // default.
+      ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
+    }
+    if (!WriteFrame(channel, kResultFrame, result)) {
+      code = kChildSetupFailedExitCode;  // the parent went away
+    }
   }
   // Only when something is buffered: fflush writes the stream's lock, a
   // copy-on-write fault for nothing otherwise.

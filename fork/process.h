@@ -6,10 +6,13 @@
 //
 // The child is made with ::fork() (so every at-fork handler of //fork:at_fork
 // runs, see fork/at_fork.h), sets itself up as ProcessOptions say, runs the
-// body and _exit()s with the body's return value: static destructors and
+// body, runs the child-exit handlers (RunChildExitHooks(): e.g. a report
+// client sends the events the body left queued), sends its result or
+// exception and _exit()s with the body's return value: static destructors and
 // atexit handlers, which belong to the parent, do not run in the child; stdout
 // and stderr are flushed (the parent flushes them before forking, so nothing
-// buffered is written twice).
+// buffered is written twice). A body that calls exit()/_exit() itself or
+// crashes skips the child-exit handlers.
 //
 // Waiting: the parent holds a pidfd (pidfd_open, Linux >= 5.3) that becomes
 // readable when the child exits; Join() sleeps in ppoll() on it and on the
