@@ -100,7 +100,24 @@ class ReportClient::Impl {
       if (!closed_) status_ = absl::OkStatus();
       mu_.unlock();
     };
+    // A forked child (Process, Pcall, the runner's task process) _exit()s
+    // without destructors: send what it queued. Bounded by io_timeout; never
+    // connects (a child that did not report has nothing queued) and never
+    // retries after a failure (sticky: the call that failed returned it).
+    h.child_exit = [this]() { FlushAtChildExit(); };
     at_fork_ = RegisterAtFork(kAtForkPriorityReporter, std::move(h));
+  }
+
+  void FlushAtChildExit() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || !fd_ || !status_.ok() || buffer_.empty()) return;
+    const size_t queued = buffer_.size();
+    const absl::Status s = FlushLocked();
+    if (!s.ok()) {
+      LOG(WARNING) << "ReportClient of task " << options_.task_id << ": "
+                   << queued << " bytes of events not sent at exit of pid "
+                   << pid_ << ": " << s;
+    }
   }
 
   absl::Status ConnectLocked() /* requires mu_ */ {

@@ -13,7 +13,13 @@
 //   is untouched.
 // - Buffered: events are queued and sent when the buffer passes
 //   `buffer_bytes`, on Flush(), Sync(), Close(), before a fork (so a child
-//   never repeats them) and by the destructor.
+//   never repeats them), by the destructor, and when a forked child ends
+//   through //fork (a Process or Pcall child, the runner's task process:
+//   the client's child-exit handler, fork/at_fork.h), which runs no
+//   destructors. That last send waits at most `io_timeout` and is skipped
+//   after a failure (sticky, below). A process that crashes, is killed or
+//   calls _exit() itself loses what it had not sent: Flush() first where
+//   that matters.
 // - Never hangs: every socket wait is bounded by `io_timeout`. When the server
 //   is gone, the call that finds out returns kUnavailable and every later call
 //   returns the same status at once (sticky) -- until a fork, after which the

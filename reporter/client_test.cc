@@ -1,5 +1,8 @@
 #include "reporter/client.h"
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -11,7 +14,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/fd.h"
 #include "base/status_matchers.h"
+#include "fork/pcall.h"
+#include "fork/process.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -249,6 +255,139 @@ TEST_F(ReportClientTest, TaskEventsAndLogPositions) {
   EXPECT_EQ(s->result().value(), RESULT_SKIPPED);
   EXPECT_EQ(s->result().data().at("k"), "v");
   EXPECT_EQ(t->result().value(), RESULT_PASSED);
+}
+
+// A forked child ends with _exit() and runs no destructors: what it queued
+// (sections stopped just before it returned, never flushed) is sent by the
+// client's child-exit handler. "flushed start": the section's start reached
+// the server before the child ended, its stop did not (without the handler
+// that section was Errored "... disconnected"); "queued": nothing was sent
+// (without the handler the section was missing).
+void ReportFromAChild(ReportClient& client, ScopedSection& parent,
+                      const std::string& who) {
+  { ScopedSection queued = client.Section(who + " queued"); }
+  ScopedSection flushed = client.Section(who + " flushed start");
+  CHECK(client.Flush().ok());
+  { ScopedSection step = parent.Step(who + " step"); }
+  CHECK(flushed.Stop().ok());
+}
+
+void ExpectChildSectionsPassed(const JobReport& r, const std::string& who) {
+  for (const std::string& name : {who + " queued", who + " flushed start",
+                                  who + " step"}) {
+    const Section* s = FindSection(r, "t", name);
+    ASSERT_NE(s, nullptr) << name;
+    EXPECT_EQ(s->result().value(), RESULT_PASSED)
+        << name << ": " << s->result().reason();
+  }
+}
+
+TEST_F(ReportClientTest, ProcessChildThatReturnsWithoutFlushLosesNothing) {
+  ReportClientOptions o = Options("t");
+  o.buffer_bytes = 1 << 20;  // nothing is sent unless flushed
+  auto client = ReportClient::Connect(o);
+  ASSERT_THAT(client, IsOk());
+  ScopedSection parent = client->Section("parent");
+  auto child = Process::Start({}, [&] {
+    ReportFromAChild(*client, parent, "process child");
+    return 0;  // no Flush(), no Close(): the handler sends
+  });
+  ASSERT_THAT(child, IsOk());
+  auto exited = child->Join(absl::Seconds(60));
+  ASSERT_THAT(exited, IsOk());
+  EXPECT_TRUE(exited->success()) << exited->ToString();
+  ASSERT_THAT(parent.Stop(), IsOk());
+  ASSERT_THAT(client->Sync(), IsOk());
+  const JobReport r = Finish();
+  ExpectChildSectionsPassed(r, "process child");
+  EXPECT_EQ(FindSection(r, "t", "parent")->result().value(), RESULT_PASSED);
+  EXPECT_EQ(FindTask(r, "t")->result().value(), RESULT_PASSED);
+}
+
+TEST_F(ReportClientTest, PcallChildrenThatReturnWithoutFlushLoseNothing) {
+  ReportClientOptions o = Options("t");
+  o.buffer_bytes = 1 << 20;
+  auto client = ReportClient::Connect(o);
+  ASSERT_THAT(client, IsOk());
+  ScopedSection parent = client->Section("parent");
+  auto done = Pcall(
+      [&](int i) {
+        ReportFromAChild(*client, parent, absl::StrCat("pcall child ", i));
+        return i;
+      },
+      std::vector<int>{0, 1, 2});
+  ASSERT_THAT(done, IsOk());
+  ASSERT_THAT(parent.Stop(), IsOk());
+  ASSERT_THAT(client->Sync(), IsOk());
+  const JobReport r = Finish();
+  for (int i = 0; i < 3; ++i) {
+    ExpectChildSectionsPassed(r, absl::StrCat("pcall child ", i));
+  }
+  EXPECT_EQ(FindSection(r, "t", "parent")->sections_size(), 3);
+  EXPECT_EQ(FindTask(r, "t")->result().value(), RESULT_PASSED);
+}
+
+// The child-exit send is bounded by io_timeout: a server that stopped
+// reading (SIGSTOP) delays a child's exit by that much, not forever, and a
+// server that is gone does not delay it at all (EPIPE at once).
+TEST_F(ReportClientTest, ChildExitNeverHangsOnAStuckOrDeadServer) {
+  ReportClientOptions o = Options("t");
+  o.buffer_bytes = 64 << 20;
+  o.io_timeout = absl::Milliseconds(300);
+  auto client = ReportClient::Connect(o);
+  ASSERT_THAT(client, IsOk());
+  auto ready = OwnedFd::Pipe(0);
+  auto go = OwnedFd::Pipe(0);
+  ASSERT_THAT(ready, IsOk());
+  ASSERT_THAT(go, IsOk());
+  // 16 MiB of queued events: more than the socket buffers hold.
+  const std::string big(60000, 'x');
+  auto child = Process::Start({}, [&] {
+    for (int i = 0; i < 280; ++i) {
+      ScopedSection s = client->Section("s", {"Section", big, 0});
+    }
+    char c = 1;
+    if (::write(ready->write.get(), &c, 1) != 1) return 10;
+    if (::read(go->read.get(), &c, 1) != 1) return 11;
+    return 0;  // the exit send stalls on the stopped server, then gives up
+  });
+  ASSERT_THAT(child, IsOk());
+  char c;
+  ASSERT_EQ(::read(ready->read.get(), &c, 1), 1);
+  ASSERT_EQ(::kill(server_->pid(), SIGSTOP), 0);
+  ASSERT_EQ(::write(go->write.get(), &c, 1), 1);
+  auto exited = child->Join(absl::Seconds(60));  // hung: kDeadlineExceeded
+  ::kill(server_->pid(), SIGCONT);
+  ASSERT_THAT(exited, IsOk());
+  EXPECT_TRUE(exited->success()) << exited->ToString();
+
+  // Dead server: the child queued events, the server is SIGKILLed, the child
+  // returns and exits at once (an io_timeout of an hour would show a hang).
+  o.io_timeout = absl::Hours(1);
+  o.buffer_bytes = 1 << 20;
+  auto second = ReportClient::Connect(o);
+  ASSERT_THAT(second, IsOk());
+  auto dead = Process::Start({}, [&] {
+    { ScopedSection s = second->Section("queued"); }
+    char b = 1;
+    if (::write(ready->write.get(), &b, 1) != 1) return 10;
+    if (::read(go->read.get(), &b, 1) != 1) return 11;
+    return 0;
+  });
+  ASSERT_THAT(dead, IsOk());
+  ASSERT_EQ(::read(ready->read.get(), &c, 1), 1);
+  ASSERT_EQ(::kill(server_->pid(), SIGKILL), 0);
+  {  // gone for sure (its sockets closed) before the child goes on
+    OwnedFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, server_->pid(), 0)));
+    ASSERT_TRUE(pidfd.valid());
+    pollfd p{pidfd.get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 60000), 1);
+  }
+  ASSERT_EQ(::write(go->write.get(), &c, 1), 1);
+  exited = dead->Join(absl::Seconds(60));
+  ASSERT_THAT(exited, IsOk());
+  EXPECT_TRUE(exited->success()) << exited->ToString();
+  server_.reset();
 }
 
 }  // namespace

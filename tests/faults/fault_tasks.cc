@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/errno.h"
+#include "fork/pcall.h"
 #include "fork/process.h"
 #include "glog/logging.h"
 #include "ipc/queue.h"
@@ -292,14 +293,11 @@ TASKFORK_TASK(fault_busy)(TaskContext& context) {
       absl::SleepFor(absl::Milliseconds(1));
       LOG(INFO) << who << " round " << i;
       if (client == nullptr || i % 10 != 0) continue;
-      {
-        reporter::ScopedSection section =
-            client->Section(absl::StrCat(who, " round ", i));
-        section.Step("step");
-      }
-      // After the section's stop: a forked child _exits without flushing
-      // its client, so events still queued then are lost (see README).
-      (void)client->Flush();
+      reporter::ScopedSection section =
+          client->Section(absl::StrCat(who, " round ", i));
+      section.Step("step");
+      // No Flush(): what a child queued goes out when it returns (the
+      // client's child-exit handler); a killed one loses it.
     }
   };
   std::vector<Process> kids;
@@ -326,6 +324,43 @@ TASKFORK_TASK(fault_busy)(TaskContext& context) {
     absl::StatusOr<int64_t> got = queue->GetValue<int64_t>(absl::ZeroDuration());
     if (!got.ok()) return got.status();
   }
+  return absl::OkStatus();
+}
+
+// No args. A Process child and two Pcall children each stop sections and
+// return without Flush(): one section queued whole, one whose start was
+// flushed and whose stop was still queued when the child returned, and a
+// step under the task's own section. The task itself returns with its last
+// section queued too. Every one must reach results.json as passed (the
+// report client's child-exit handler sends them; before it, the first kind
+// was missing and the second Errored "... disconnected").
+TASKFORK_TASK(fault_children_report)(TaskContext& context) {
+  reporter::ReportClient* client = context.reporter();
+  if (client == nullptr) return absl::FailedPreconditionError("no reporter");
+  reporter::ScopedSection parent = client->Section("task section");
+  auto report = [client, &parent](const std::string& who) {
+    { reporter::ScopedSection queued = client->Section(who + " queued"); }
+    reporter::ScopedSection flushed = client->Section(who + " flushed start");
+    if (!client->Flush().ok()) return false;
+    { reporter::ScopedSection step = parent.Step(who + " step"); }
+    return flushed.Stop().ok();
+  };
+  absl::StatusOr<Process> child = Process::Start(
+      {}, [&report] { return report("process child") ? 0 : 1; });
+  if (!child.ok()) return child.status();
+  absl::StatusOr<ExitStatus> joined = child->Join();
+  if (!joined.ok()) return joined.status();
+  if (!joined->success()) {
+    return absl::InternalError(absl::StrCat("child ", joined->ToString()));
+  }
+  absl::StatusOr<std::vector<bool>> calls = Pcall(
+      [&report](int i) { return report(absl::StrCat("pcall child ", i)); },
+      std::vector<int>{0, 1});
+  if (!calls.ok()) return calls.status();
+  for (bool ok : *calls) {
+    if (!ok) return absl::InternalError("a Pcall child could not report");
+  }
+  { reporter::ScopedSection last = client->Section("task queued"); }
   return absl::OkStatus();
 }
 

@@ -265,7 +265,8 @@ TEST_F(RunnerFaultTest, EveryMalformedSpecExitsTwoBeforeAnythingRuns) {
       {"unknown function", "task { id: \"a\" function { name: \"nope\" } }\n",
        {"job.textpb:1:", "task \"a\": unknown function \"nope\"; known "
                          "functions: fault_block, fault_busy, "
-                         "fault_fill_disk, fault_fork_many, fault_hang"}},
+                         "fault_children_report, fault_fill_disk, "
+                         "fault_fork_many, fault_hang"}},
       {"missing executable",
        "task { id: \"c\" command { argv: \"/no/such/program\" } }\n",
        {"job.textpb:1:", "task \"c\": executable \"/no/such/program\" not "

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -217,6 +219,45 @@ TEST_F(TaskFaultTest, TwoHundredChildrenAreAllReapedOrKilled) {
   }
   EXPECT_THAT(ReadFile(RunDir(runner) + "/TaskLog.parent"),
               HasSubstr("fault_fork_many: 200 children, 100 reaped"));
+}
+
+// Forked children of a task that stop sections and return without Flush():
+// nothing they queued is lost (the report client's child-exit handler).
+TEST_F(TaskFaultTest, ChildrenThatReturnWithoutFlushLoseNoSection) {
+  Runner runner = StartRunner(
+      {RunInfoFlag(),
+       WriteSpec("name: \"children\"\n"
+                 "task { id: \"kids\" function { name: "
+                 "\"fault_children_report\" } }\n")});
+  EXPECT_EQ(runner.Finish(), 0);
+  const Struct results = Results(runner);
+  ExpectEveryTask(results, {"kids"});
+  const Struct kids = Tasks(results).at("kids");
+  EXPECT_EQ(ResultOf(kids), "passed") << ReasonOf(kids);
+  // name -> result of every section, at any depth.
+  std::map<std::string, std::string> sections;
+  std::function<void(const Struct&)> collect = [&](const Struct& node) {
+    auto list = node.fields().find("sections");
+    if (list == node.fields().end()) return;
+    for (const auto& value : list->second.list_value().values()) {
+      const Struct& section = value.struct_value();
+      sections[NameOf(section)] =
+          ResultOf(section) + (ReasonOf(section).empty()
+                                   ? ""
+                                   : ": " + ReasonOf(section));
+      collect(section);
+    }
+  };
+  collect(kids);
+  std::map<std::string, std::string> expected = {{"task section", "passed"},
+                                                 {"task queued", "passed"}};
+  for (const std::string who :
+       {"process child", "pcall child 0", "pcall child 1"}) {
+    for (const std::string what : {" queued", " flushed start", " step"}) {
+      expected[who + what] = "passed";
+    }
+  }
+  EXPECT_EQ(sections, expected);
 }
 
 }  // namespace
