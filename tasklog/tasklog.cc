@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio_ext.h>
 #include <string.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -14,6 +16,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstring>
 #include <mutex>  // NOLINT: std::mutex is a plain pthread mutex, unlockable in the child.
 #include <string>
 #include <utility>
@@ -198,6 +201,10 @@ class TaskLogState final : public google::LogSink {
   // glog's failure writer (InstallFailureWriter): async-signal-safe.
   static void FailureWriter(const char* data, size_t size);
 
+  // TaskLog::Log: a line written without glog.
+  void Log(google::LogSeverity severity, const char* file, int line,
+           absl::string_view message);
+
  private:
   TaskLogState() = default;
 
@@ -213,6 +220,11 @@ class TaskLogState final : public google::LogSink {
   void Prepare();
   void Parent();
   void Child();
+
+  // Writes one line (and its screen copy) under mu_.
+  void WriteLine(google::LogSeverity severity, const char* base_filename,
+                 int line, int64_t unix_seconds, int32_t micros,
+                 const char* message, size_t message_len);
 
   // Initialises glog if needed and routes its output to the sink only.
   void ConfigureGlog();
@@ -251,6 +263,8 @@ class TaskLogState final : public google::LogSink {
   bool saved_alsologtostderr_ ABSL_GUARDED_BY(install_mu_) = false;
   bool saved_log_prefix_ ABSL_GUARDED_BY(install_mu_) = true;
   int32_t saved_stderrthreshold_ ABSL_GUARDED_BY(install_mu_) = 2;
+  // glog's own log files were switched off (SetLogDestination).
+  bool glog_files_off_ ABSL_GUARDED_BY(install_mu_) = false;
 
   std::mutex registration_mu_;
   bool registered_ ABSL_GUARDED_BY(registration_mu_) = false;
@@ -258,14 +272,15 @@ class TaskLogState final : public google::LogSink {
   PcallJoinHookRegistration pcall_hook_ ABSL_GUARDED_BY(registration_mu_);
   // Written once under registration_mu_ before the at-fork handlers exist.
   GlogLock glog_lock_;
-  // Used by the forking thread only, between Prepare() and Parent()/Child().
+  // Used by the forking thread only, between Prepare() and Parent()/Child():
+  // whether Prepare() took the locks (the process had threads), and glog's.
+  bool fork_locked_ = false;
   bool glog_locked_for_fork_ = false;
 
   mutable RawMutex mu_;
   std::atomic<bool> installed_flag_{false};  // mirrors installed_
   bool installed_ ABSL_GUARDED_BY(mu_) = false;
   int fd_ ABSL_GUARDED_BY(mu_) = -1;
-  char path_[PATH_MAX] ABSL_GUARDED_BY(mu_) = {};
   TaskLogOptions options_ ABSL_GUARDED_BY(mu_);
   pid_t pid_ ABSL_GUARDED_BY(mu_) = 0;
   // Whether the file may end in the middle of a line (a write failed part
@@ -282,11 +297,14 @@ class TaskLogState final : public google::LogSink {
   // The first error: errno, operation, subject (a path).
   int error_errno_ ABSL_GUARDED_BY(mu_) = 0;
   char error_operation_[16] ABSL_GUARDED_BY(mu_) = {};
-  char error_subject_[PATH_MAX] ABSL_GUARDED_BY(mu_) = {};
   bool error_reported_ ABSL_GUARDED_BY(mu_) = false;
   int64_t dropped_lines_ ABSL_GUARDED_BY(mu_) = 0;
   // Set in Prepare() for the pointer line the child writes.
   pid_t fork_tid_ ABSL_GUARDED_BY(mu_) = 0;
+  // The two paths last: the small fields above, written around every fork
+  // (pid, error state), share a page instead of spanning three.
+  char error_subject_[PATH_MAX] ABSL_GUARDED_BY(mu_) = {};
+  char path_[PATH_MAX] ABSL_GUARDED_BY(mu_) = {};
 
   // For FailureWriter, which may not lock: the log file and, when fd 2 is
   // not the log, the screen (-1: none).
@@ -323,19 +341,29 @@ void TaskLogState::Prepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Whatever stdio holds belongs before the fork (else the child would write
   // the parent's pending output into its own log at exit). Before any lock:
   // a thread may hold stdout's lock while it waits in LOG().
+  // Only when something is buffered: fflush writes the stream's lock, a
+  // copy-on-write fault in parent and child for nothing otherwise.
   if (installed_flag_.load(std::memory_order_acquire)) {
-    std::fflush(stdout);
-    std::fflush(stderr);
+    if (::__fpending(stdout) > 0) std::fflush(stdout);
+    if (::__fpending(stderr) > 0) std::fflush(stderr);
   }
-  install_mu_.lock();
-  glog_locked_for_fork_ = glog_lock_.LockForFork();
-  // After glog's lock: no thread holding that one waits at the gate.
-  TimeGate::CloseForFork();
-  mu_.Lock();
+  // A process that never made a thread (glibc's __libc_single_threaded) has
+  // nobody who could hold these locks or be logging at the fork: it takes
+  // none, so that the fork writes none of their pages (glog's, the gate's;
+  // each a copy-on-write fault in parent and child) and wakes nobody.
+  fork_locked_ = !__libc_single_threaded;
+  if (fork_locked_) {
+    install_mu_.lock();
+    glog_locked_for_fork_ = glog_lock_.LockForFork();
+    // After glog's lock: no thread holding that one waits at the gate.
+    TimeGate::CloseForFork();
+    mu_.Lock();
+  }
   fork_tid_ = CachedTid();
 }
 
 void TaskLogState::Parent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (!fork_locked_) return;
   mu_.Unlock();
   TimeGate::ReopenInParent();
   if (glog_locked_for_fork_) glog_lock_.UnlockInParent();
@@ -345,7 +373,7 @@ void TaskLogState::Parent() ABSL_NO_THREAD_SAFETY_ANALYSIS {
 
 void TaskLogState::Child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Only this thread exists; Prepare() left install_mu_, glog's lock and mu_
-  // held by it. Everything here is async-signal-safe.
+  // held by it (if fork_locked_). Everything here is async-signal-safe.
   t_tid = 0;
   const pid_t pid = static_cast<pid_t>(::getpid());
   if (installed_) {
@@ -354,6 +382,7 @@ void TaskLogState::Child() ABSL_NO_THREAD_SAFETY_ANALYSIS {
     ClearErrorLocked();  // each process has its own status
     if (options_.fork_aware) SwitchToChildFileLocked(pid, parent_pid);
   }
+  if (!fork_locked_) return;
   mu_.Unlock();
   TimeGate::ReopenInChild();
   if (glog_locked_for_fork_) glog_lock_.UnlockInChild();
@@ -459,11 +488,15 @@ void TaskLogState::RecordErrorLocked(int error, const char* operation,
 }
 
 void TaskLogState::ClearErrorLocked() {
-  error_errno_ = 0;
-  error_operation_[0] = '\0';
-  error_subject_[0] = '\0';
-  error_reported_ = false;
-  dropped_lines_ = 0;
+  // Only what is set: in a fork child an unneeded write is a copy-on-write
+  // fault (error_subject_ lies on a page of its own).
+  if (error_errno_ != 0) {
+    error_errno_ = 0;
+    error_operation_[0] = '\0';
+    error_subject_[0] = '\0';
+  }
+  if (error_reported_) error_reported_ = false;
+  if (dropped_lines_ != 0) dropped_lines_ = 0;
 }
 
 void TaskLogState::PublishFailureFdsLocked() {
@@ -491,15 +524,26 @@ void TaskLogState::ConfigureGlog() ABSL_EXCLUSIVE_LOCKS_REQUIRED(install_mu_) {
     saved_stderrthreshold_ = FLAGS_stderrthreshold;
     glog_flags_saved_ = true;
   }
-  FLAGS_logtostderr = false;
-  FLAGS_logtostdout = false;
-  FLAGS_alsologtostderr = false;
+  // Written only when they differ: in a forked task process that inherited
+  // a configured glog, Install() then writes none of glog's pages (each
+  // page written after fork is a copy-on-write fault).
+  auto set = [](auto& flag, auto value) {
+    if (flag != value) flag = value;
+  };
+  set(FLAGS_logtostderr, false);
+  set(FLAGS_logtostdout, false);
+  set(FLAGS_alsologtostderr, false);
   // The sink gets the message without glog's prefix anyway; not building it
   // saves glog's formatting and a gettid() per line.
-  FLAGS_log_prefix = false;
-  FLAGS_stderrthreshold = google::NUM_SEVERITIES;
-  for (int severity = 0; severity < google::NUM_SEVERITIES; ++severity) {
-    google::SetLogDestination(severity, "");
+  set(FLAGS_log_prefix, false);
+  set(FLAGS_stderrthreshold, static_cast<int32_t>(google::NUM_SEVERITIES));
+  // glog cannot switch its files back on, so once per process image (a
+  // forked child inherits that they are off).
+  if (!glog_files_off_) {
+    for (int severity = 0; severity < google::NUM_SEVERITIES; ++severity) {
+      google::SetLogDestination(severity, "");
+    }
+    glog_files_off_ = true;
   }
 }
 
@@ -540,7 +584,10 @@ absl::StatusOr<TaskLog*> TaskLogState::Install(std::string path,
                      " (children append \":pid-<pid>\"): ", path));
   }
   EnsureRegistered();
-  if (options.fork_aware && options.merge_pcall_children) EnsurePcallHook();
+  // Also for a JobLog (whose own Pcalls merge nothing): the task processes
+  // forked from it inherit the registered hook instead of each registering
+  // its own.
+  if (options.merge_pcall_children) EnsurePcallHook();
   std::lock_guard<std::mutex> lock(install_mu_);
   return InstallLocked(std::move(path), options);
 }
@@ -557,8 +604,8 @@ absl::StatusOr<TaskLog*> TaskLogState::InstallLocked(
 
   ConfigureGlog();
   // Pending stdio output belongs to the old destination of fds 1 and 2.
-  std::fflush(stdout);
-  std::fflush(stderr);
+  if (::__fpending(stdout) > 0) std::fflush(stdout);
+  if (::__fpending(stderr) > 0) std::fflush(stderr);
   {
     RawMutexLock l(&mu_);
     // The screen is fd 2 as it is now, unless fd 2 is a log file we
@@ -685,13 +732,31 @@ void TaskLogState::send(google::LogSeverity severity, const char*,
                         const char* base_filename, int line,
                         const google::LogMessageTime& time, const char* message,
                         size_t message_len) {
+  WriteLine(severity, base_filename, line, time.timestamp(),
+            static_cast<int32_t>(time.usec()), message, message_len);
+}
+
+void TaskLogState::Log(google::LogSeverity severity, const char* file,
+                       int line, absl::string_view message) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  const char* slash = std::strrchr(file, '/');
+  WriteLine(severity, slash != nullptr ? slash + 1 : file, line, now.tv_sec,
+            static_cast<int32_t>(now.tv_nsec / 1000), message.data(),
+            message.size());
+}
+
+void TaskLogState::WriteLine(google::LogSeverity severity,
+                             const char* base_filename, int line,
+                             int64_t unix_seconds, int32_t micros,
+                             const char* message, size_t message_len) {
   char prefix[kMaxPrefixSize];
   const pid_t tid = CachedTid();
   RawMutexLock l(&mu_);
   if (!installed_) return;
   const size_t prefix_len =
-      FormatPrefix(time.timestamp(), time.usec(), SeverityLetter(severity),
-                   pid_, tid, base_filename, line, prefix);
+      FormatPrefix(unix_seconds, micros, SeverityLetter(severity), pid_, tid,
+                   base_filename, line, prefix);
   iovec iov[4] = {
       {const_cast<char*>("\n"), torn_ ? size_t{1} : size_t{0}},
       {prefix, prefix_len},
@@ -712,6 +777,13 @@ void TaskLogState::send(google::LogSeverity severity, const char*,
 
 absl::Status TaskLogState::MergeChildLogs(absl::Span<const pid_t> child_pids,
                                           bool automatic) {
+  {
+    RawMutexLock l(&mu_);
+    if (automatic &&
+        !(installed_ && options_.fork_aware && options_.merge_pcall_children)) {
+      return absl::OkStatus();  // without touching 64 KiB of buffer
+    }
+  }
   std::vector<char> buffer(64 * 1024);
   RawMutexLock l(&mu_);
   if (automatic &&
@@ -780,6 +852,11 @@ TaskLog* TaskLog::Current() { return TaskLogState::Get().current(); }
 
 std::string TaskLog::ChildLogPath(absl::string_view parent_path, pid_t pid) {
   return absl::StrCat(parent_path, ":pid-", pid);
+}
+
+void TaskLog::Log(google::LogSeverity severity, const char* file, int line,
+                  absl::string_view message) const {
+  TaskLogState::Get().Log(severity, file, line, message);
 }
 
 bool TaskLog::glog_lock_found() {

@@ -103,7 +103,9 @@ struct TaskLogOptions {
   // After every Pcall of this process, merge the children's logs into this
   // one (MergeChildLogs in argument order; only with fork_aware); a failed
   // merge is kept in status(). The first Install() with this set registers
-  // a //fork Pcall join hook for the rest of the process's life.
+  // a //fork Pcall join hook for the rest of the process's life (also a
+  // JobLog's, whose own Pcalls merge nothing: the task processes forked
+  // from it inherit the hook instead of each registering one).
   bool merge_pcall_children = true;
   // Truncate an existing file at Install(); false appends to it.
   bool truncate = false;
@@ -167,6 +169,16 @@ class TaskLog {
   // Number of lines that could not be written since Install() (0 when
   // status() is OK).
   int64_t dropped_lines() const;
+
+  // Writes one line in the format above (and its copy to the screen per
+  // screen_severity) straight to the log, without glog: no LogMessage,
+  // stream or time-zone work, and no glog state written, so it is cheap
+  // right after a fork or once per task (the runner's own lines). `file`
+  // may be a path (__FILE__): its base name is written. Never aborts (not
+  // for GLOG_FATAL either). A failed write counts as for LOG() lines
+  // (status(), dropped_lines()); after Uninstall() it writes nothing.
+  void Log(google::LogSeverity severity, const char* file, int line,
+           absl::string_view message) const;
 
   // Appends the log file of each child in `child_pids` (in that order) to
   // this log, each between the lines

@@ -94,6 +94,67 @@ TEST_F(TaskLogTest, WritesEveryLineInTheDocumentedFormat) {
   EXPECT_THAT((*log)->status(), IsOk());
 }
 
+// TaskLog::Log: the same line format without glog; a path's base name; a
+// FATAL line does not abort; a screen copy per screen_severity; nothing after
+// Uninstall().
+TEST_F(TaskLogTest, LogWritesTheDocumentedFormatWithoutGlog) {
+  const std::string path = dir_ + "/TaskLog.direct";
+  int screen[2];
+  ASSERT_EQ(::pipe2(screen, O_CLOEXEC), 0);
+  const ChildOutcome outcome = RunInChild([&] {
+    ::dup2(screen[1], STDERR_FILENO);
+    ::close(screen[0]);
+    ::close(screen[1]);
+    TaskLogOptions options = QuietOptions();
+    options.screen_severity = google::GLOG_WARNING;
+    Checker check;
+    absl::StatusOr<TaskLog*> log = TaskLog::Install(path, options);
+    check.Check(log.ok(), "Install");
+    if (!log.ok()) return check.failures();
+    (*log)->Log(google::GLOG_INFO, "some/dir/direct.cc", 12, "plain 1");
+    (*log)->Log(google::GLOG_WARNING, "direct.cc", 34, "to the screen too");
+    (*log)->Log(google::GLOG_FATAL, "/abs/fatal.cc", 56, "fatal, no abort");
+    check.Check((*log)->status().ok(), "status");
+    const TaskLog* kept = *log;
+    check.Check(TaskLog::Uninstall().ok(), "Uninstall");
+    kept->Log(google::GLOG_ERROR, "direct.cc", 78, "after uninstall");
+    return check.failures();
+  });
+  ::close(screen[1]);
+  std::string shown;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0) {
+    shown.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(screen[0]);
+  ASSERT_TRUE(ExitedWith(outcome.wait_status, 0));
+  ASSERT_EQ(outcome.report, "");
+
+  const std::vector<std::string> lines = Lines(ReadFile(path));
+  ASSERT_EQ(lines.size(), 3u) << ReadFile(path);
+  Line line;
+  ASSERT_TRUE(ParseLine(lines[0], &line)) << lines[0];
+  EXPECT_EQ(line.severity, 'I');
+  EXPECT_NE(line.pid, ::getpid());  // the child's
+  EXPECT_EQ(line.tid, line.pid);     // its only thread
+  EXPECT_EQ(line.file, "direct.cc");
+  EXPECT_EQ(line.line, 12);
+  EXPECT_EQ(line.message, "plain 1");
+  ASSERT_TRUE(ParseLine(lines[1], &line)) << lines[1];
+  EXPECT_EQ(line.severity, 'W');
+  EXPECT_EQ(line.line, 34);
+  ASSERT_TRUE(ParseLine(lines[2], &line)) << lines[2];
+  EXPECT_EQ(line.severity, 'F');
+  EXPECT_EQ(line.file, "fatal.cc");
+  EXPECT_EQ(line.message, "fatal, no abort");
+  // The screen got the WARNING and FATAL lines, in the same format.
+  const std::vector<std::string> screen_lines = Lines(shown);
+  ASSERT_EQ(screen_lines.size(), 2u) << shown;
+  EXPECT_EQ(screen_lines[0], lines[1]);
+  EXPECT_EQ(screen_lines[1], lines[2]);
+}
+
 TEST_F(TaskLogTest, ThreadIdIsTheLoggingThreads) {
   const std::string path = dir_ + "/TaskLog.tid";
   ASSERT_THAT(TaskLog::Install(path, QuietOptions()), IsOk());

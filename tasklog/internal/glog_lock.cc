@@ -3,7 +3,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/single_threaded.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -114,31 +117,83 @@ Candidates ProbeOnce() {
   return released;
 }
 
+// Both probe rounds, in the calling thread; the one candidate, or nullptr.
+pthread_rwlock_t* Probe() {
+  // LogMessage::Flush drops messages below --minloglevel before locking.
+  const int32_t saved_minloglevel = FLAGS_minloglevel;
+  if (saved_minloglevel > 0) FLAGS_minloglevel = 0;
+  const Candidates first = ProbeOnce();
+  const Candidates second = ProbeOnce();
+  if (saved_minloglevel > 0) FLAGS_minloglevel = saved_minloglevel;
+  if (first.overflow || second.overflow) return nullptr;
+  int matches = 0;
+  pthread_rwlock_t* result = nullptr;
+  for (int i = 0; i < first.count; ++i) {
+    for (int j = 0; j < second.count; ++j) {
+      if (first.address[i] == second.address[j]) {
+        ++matches;
+        result = first.address[i];
+      }
+    }
+  }
+  return matches == 1 ? result : nullptr;
+}
+
+// The probe in a forked child (whose thread id is a fresh one too), which
+// sends the address back through a pipe. Only for a single-threaded process:
+// no other thread can hold glog's lock (or the time-zone lock glog's LOG
+// takes) at this fork. Returns false if the child could not be made or
+// answer, so that the caller falls back to the thread probe.
+bool ProbeInChild(pthread_rwlock_t** result) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return false;
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return false;
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    pthread_rwlock_t* found = Probe();
+    const ssize_t n = ::write(fds[1], &found, sizeof(found));
+    ::_exit(n == sizeof(found) ? 0 : 1);
+  }
+  ::close(fds[1]);
+  pthread_rwlock_t* found = nullptr;
+  size_t got = 0;
+  while (got < sizeof(found)) {
+    const ssize_t n =
+        ::read(fds[0], reinterpret_cast<char*>(&found) + got, sizeof(found) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fds[0]);
+  // ECHILD (SIGCHLD ignored: reaped by the kernel) changes nothing.
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  if (got != sizeof(found)) return false;
+  *result = found;
+  return true;
+}
+
 }  // namespace
 
 GlogLock GlogLock::Find() {
   pthread_rwlock_t* result = nullptr;
-  // A fresh thread: its id is not the process id, which glog may keep in
-  // its data, and nothing else can hold a lock on its behalf.
-  std::thread probe([&result] {
-    // LogMessage::Flush drops messages below --minloglevel before locking.
-    const int32_t saved_minloglevel = FLAGS_minloglevel;
-    if (saved_minloglevel > 0) FLAGS_minloglevel = 0;
-    const Candidates first = ProbeOnce();
-    const Candidates second = ProbeOnce();
-    if (saved_minloglevel > 0) FLAGS_minloglevel = saved_minloglevel;
-    if (first.overflow || second.overflow) return;
-    int matches = 0;
-    for (int i = 0; i < first.count; ++i) {
-      for (int j = 0; j < second.count; ++j) {
-        if (first.address[i] == second.address[j]) {
-          ++matches;
-          result = first.address[i];
-        }
-      }
-    }
-    if (matches != 1) result = nullptr;
-  });
+  // A fresh thread id is needed: the process id, which glog may keep in its
+  // data, must not pass for the writer. A single-threaded process probes in
+  // a forked child rather than in a new thread: once a process made a
+  // thread, glibc treats it as multi-threaded for good, and its every fork()
+  // then locks and resets malloc's arenas (the thread's new one too), the
+  // stdio list and nss state in parent and child, which for a runner that
+  // forks a process per task costs pages written (copy-on-write faults) in
+  // both at each fork.
+  if (__libc_single_threaded && ProbeInChild(&result)) {
+    return GlogLock(result);
+  }
+  std::thread probe([&result] { result = Probe(); });
   probe.join();
   return GlogLock(result);
 }

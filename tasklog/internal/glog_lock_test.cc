@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/single_threaded.h>
 
 #include <thread>  // NOLINT
 
@@ -23,6 +24,22 @@ class BlockingSink : public google::LogSink {
   absl::Notification inside;
   absl::Notification release;
 };
+
+// First in this file: while the process has made no thread, Find() probes
+// in a forked child and leaves the process single-threaded (glibc then
+// takes no locks at its forks); the thread probe finds the same lock.
+TEST(GlogLock, SingleThreadedProcessProbesInAChildAndStaysSingleThreaded) {
+  if (!__libc_single_threaded) {
+    GTEST_SKIP() << "this process made a thread already (a sanitizer's "
+                    "runtime, or another test ran first)";
+  }
+  const GlogLock in_child = GlogLock::Find();
+  EXPECT_TRUE(__libc_single_threaded);
+  ASSERT_TRUE(in_child.found());
+  std::thread([] {}).join();
+  ASSERT_FALSE(__libc_single_threaded);
+  EXPECT_EQ(GlogLock::Find().address(), in_child.address());
+}
 
 TEST(GlogLock, FindsTheLockGlogHoldsWhileLogging) {
   const GlogLock lock = GlogLock::Find();
