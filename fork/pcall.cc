@@ -1,6 +1,7 @@
 #include "fork/pcall.h"
 
 #include <signal.h>
+#include <sys/single_threaded.h>
 #include <sys/epoll.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -42,9 +43,22 @@ namespace {
 struct JoinHooks {
   JoinHooks() {
     AtForkHandlers handlers;
-    handlers.prepare = [this] { mu.lock(); };
-    handlers.parent = [this] { mu.unlock(); };
+    // A process that never made a thread (glibc's __libc_single_threaded)
+    // has nobody to exclude: its fork takes no lock and the child writes
+    // nothing here (each page written after fork is a copy-on-write fault).
+    handlers.prepare = [this] {
+      locked_for_fork = !__libc_single_threaded;
+      if (locked_for_fork) mu.lock();
+    };
+    handlers.parent = [this] {
+      if (locked_for_fork) mu.unlock();
+    };
     handlers.child = [this] {
+      if (!locked_for_fork) {
+        // Only a hook of this thread can be running (it forked).
+        if (running != 0) running = 0;
+        return;
+      }
       // Runs in other threads of the parent do not exist here, and nobody
       // waits on `idle` (its waiters were other threads): start afresh.
       running = 0;
@@ -54,6 +68,8 @@ struct JoinHooks {
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }
   std::mutex mu;
+  // Set by the prepare handler of the forking thread: whether it took `mu`.
+  bool locked_for_fork = false;
   std::condition_variable idle;  // signalled when `running` drops to 0
   int running = 0;               // guarded by mu
   std::vector<std::pair<uint64_t, std::shared_ptr<const PcallJoinHook>>>
