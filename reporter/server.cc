@@ -48,6 +48,10 @@ constexpr size_t kReadBudget = 1 << 20;
 // How long the server waits for slow subscribers when it finalizes.
 constexpr absl::Duration kSubscriberFlushTimeout = absl::Seconds(2);
 
+// Posted requests pending beyond this are sent without waiting for
+// FlushPosted().
+constexpr size_t kPostedFlushBytes = 64 * 1024;
+
 // wait_status when someone else (a runner's waitpid(-1)) reaped the server.
 constexpr int kReapedElsewhere = -1;
 
@@ -546,6 +550,43 @@ class ServerLoop {
           SetStatus(absl::OkStatus(), &reply);
           break;
         }
+        case ControlRequest::kTaskStarted: {
+          const auto& r = request.task_started();
+          const absl::Status s =
+              r.task_id().empty()
+                  ? absl::InvalidArgumentError("TaskStarted: empty task id")
+                  : builder_.StartTask(r.task_id(), r.pid(), r.start());
+          if (s.ok() && HasSubscribers()) {
+            *NewEvent(r.task_id(), r.pid())->mutable_task_start() = r.start();
+            Broadcast();
+          }
+          SetStatus(s, &reply);
+          break;
+        }
+        case ControlRequest::kTaskEnded: {
+          const auto& r = request.task_ended();
+          if (r.task_id().empty()) {
+            SetStatus(absl::InvalidArgumentError("TaskEnded: empty task id"),
+                      &reply);
+            break;
+          }
+          builder_.RecordTaskResult(r.task_id(), r.result());
+          if (r.pid() != 0) {
+            TaskStop stop;
+            *stop.mutable_time() = r.time();
+            // FailedPrecondition: the task's client stopped it already.
+            (void)builder_.StopTask(r.task_id(), r.pid(), stop);
+          }
+          if (HasSubscribers()) {
+            *NewEvent(r.task_id(), r.pid())->mutable_task_result() = r.result();
+            Broadcast();
+          }
+          SetStatus(absl::OkStatus(), &reply);
+          break;
+        }
+        case ControlRequest::kSync:
+          SetStatus(absl::OkStatus(), &reply);
+          break;
         case ControlRequest::kFinalize: {
           auto written = FinalizeReport();
           if (written.ok()) {
@@ -560,6 +601,14 @@ class ServerLoop {
         case ControlRequest::KIND_NOT_SET:
           SetStatus(absl::InvalidArgumentError("empty control request"), &reply);
           break;
+      }
+      if (request.no_reply() && !done_) {
+        if (reply.status_code() != 0) {
+          LOG(WARNING) << "reporter server: control request "
+                       << request.kind_case() << ": "
+                       << StatusFromReply(reply);
+        }
+        continue;
       }
       std::string frame;
       AppendFrame(reply, &frame);
@@ -677,6 +726,9 @@ struct ReporterServer::Impl {
   std::string socket_path;
   std::string bound_path;
   std::string short_dir;  // fallback directory, if any
+  // Frames of posted (no-reply) requests not sent yet.
+  std::string posted;
+  ControlRequest posted_register, posted_started, posted_ended;
   AtForkRegistration at_fork;
 
   ~Impl() { KillAndCleanUp(); }
@@ -734,15 +786,43 @@ struct ReporterServer::Impl {
         wait_status ? DescribeWaitStatus(*wait_status) : "is not answering"));
   }
 
-  absl::StatusOr<ControlReply> Call(const ControlRequest& request,
-                                    absl::Duration timeout) {
+  absl::Status Usable() {
     CHECK(InOwner()) << "ReporterServer used in a forked child";
     if (finalized) {
       return absl::FailedPreconditionError("the reporter server was finalized");
     }
     if (wait_status) return DiedError();
+    return absl::OkStatus();
+  }
+
+  // Queues a request the server does not answer (no_reply).
+  absl::Status Post(ControlRequest& request) {
+    TASKFORK_RETURN_IF_ERROR(Usable());
+    request.set_no_reply(true);
+    AppendFrame(request, &posted);
+    if (posted.size() >= kPostedFlushBytes) return FlushPosted();
+    return absl::OkStatus();
+  }
+
+  absl::Status FlushPosted() {
+    if (posted.empty()) return absl::OkStatus();
+    TASKFORK_RETURN_IF_ERROR(Usable());
+    const absl::Status sent =
+        SendAll(control.get(), posted, absl::Now() + control_timeout,
+                "the reporter server");
+    posted.clear();
+    if (absl::IsUnavailable(sent)) return DiedError();
+    return sent;
+  }
+
+  absl::StatusOr<ControlReply> Call(const ControlRequest& request,
+                                    absl::Duration timeout) {
+    TASKFORK_RETURN_IF_ERROR(Usable());
     const absl::Time deadline = absl::Now() + timeout;
-    std::string frame;
+    // Posted requests go first, in one send with this one: the server
+    // applies them in order.
+    std::string frame = std::move(posted);
+    posted.clear();
     AppendFrame(request, &frame);
     const absl::Status sent =
         SendAll(control.get(), frame, deadline, "the reporter server");
@@ -906,6 +986,48 @@ absl::Status ReporterServer::CheckAlive() {
 absl::Status ReporterServer::RegisterTask(const TaskInfo& task) {
   ControlRequest request;
   *request.mutable_register_task() = task;
+  TASKFORK_ASSIGN_OR_RETURN(ControlReply reply,
+                            impl_->Call(request, impl_->control_timeout));
+  return StatusFromReply(reply);
+}
+
+// The posted requests are built in messages kept in the Impl, one per kind:
+// their strings and submessages are reused, not allocated per task (each
+// heap page a runner writes after a task's fork is a copy-on-write fault).
+absl::Status ReporterServer::PostRegisterTask(const TaskInfo& task) {
+  ControlRequest& request = impl_->posted_register;
+  *request.mutable_register_task() = task;
+  return impl_->Post(request);
+}
+
+absl::Status ReporterServer::PostTaskStarted(absl::string_view task_id,
+                                             pid_t pid,
+                                             const TaskStart& start) {
+  ControlRequest& request = impl_->posted_started;
+  auto* started = request.mutable_task_started();
+  started->mutable_task_id()->assign(task_id.data(), task_id.size());
+  started->set_pid(pid);
+  *started->mutable_start() = start;
+  return impl_->Post(request);
+}
+
+absl::Status ReporterServer::PostTaskEnded(absl::string_view task_id, pid_t pid,
+                                           const ResultInfo& result,
+                                           absl::Time time) {
+  ControlRequest& request = impl_->posted_ended;
+  auto* ended = request.mutable_task_ended();
+  ended->mutable_task_id()->assign(task_id.data(), task_id.size());
+  ended->set_pid(pid);
+  *ended->mutable_result() = result;
+  *ended->mutable_time() = ToProtoTime(time);
+  return impl_->Post(request);
+}
+
+absl::Status ReporterServer::FlushPosted() { return impl_->FlushPosted(); }
+
+absl::Status ReporterServer::SyncPosted() {
+  ControlRequest request;
+  request.mutable_sync();
   TASKFORK_ASSIGN_OR_RETURN(ControlReply reply,
                             impl_->Call(request, impl_->control_timeout));
   return StatusFromReply(reply);

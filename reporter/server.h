@@ -132,6 +132,36 @@ class ReporterServer {
   absl::Status RecordTaskResult(absl::string_view task_id,
                                 const ResultInfo& result);
 
+  // Posted requests: queued and sent without waiting for the server (it
+  // sends no reply), so a runner's loop never blocks on the reporter per
+  // task. They are sent by FlushPosted() (call it before the runner blocks,
+  // e.g. in poll()), by the next RegisterTask(), RecordTaskResult() or
+  // Finalize() (first, in order), or once 64 KiB are queued; the server
+  // applies them in order, all before a later Finalize(). Errors: those of
+  // sending (kUnavailable when the server died, kDeadlineExceeded after
+  // control_timeout), kFailedPrecondition after Finalize(); an error applying
+  // one (a duplicate task id, say) is logged by the server. Posted requests
+  // not yet sent when the handle is destroyed are dropped (the server is
+  // killed then anyway).
+  //
+  // RegisterTask() without waiting.
+  absl::Status PostRegisterTask(const TaskInfo& task);
+  // A task process `pid` started (as the task's client's StartTask would
+  // report it; `start.time` empty: the server's now).
+  absl::Status PostTaskStarted(absl::string_view task_id, pid_t pid,
+                               const TaskStart& start);
+  // A task ended with `result` (RecordTaskResult) at `time`; with pid != 0
+  // also its stop (unless the task's client stopped the task itself).
+  absl::Status PostTaskEnded(absl::string_view task_id, pid_t pid,
+                             const ResultInfo& result, absl::Time time);
+  // Sends every posted request now. Errors as above.
+  absl::Status FlushPosted();
+  // Sends them and waits until the server applied them (one round trip):
+  // e.g. posted registrations before a task's client says hello, which
+  // arrives on another socket (registered_tasks_only refuses an unknown
+  // task). Errors as above.
+  absl::Status SyncPosted();
+
   // Stops accepting connections, applies every frame clients already sent,
   // builds the report, writes results.json and xunit.xml atomically into
   // runinfo_dir, tells subscribers, and waits for the server process to exit.

@@ -570,6 +570,96 @@ TEST(ReporterServerTest, ServerKilledMidRunClientGetsErrorsNoHang) {
   EXPECT_TRUE(Exists(dir + "/results.json"));
 }
 
+// Posted requests: no reply, applied in order before Finalize, the runner's
+// task start and end stand in for the task's own client.
+TEST(ReporterServerTest, PostedRequestsAreAppliedInOrderWithoutReplies) {
+  const std::string dir = MakeTempDir();
+  ReporterServerOptions o = Options(dir);
+  o.registered_tasks_only = true;
+  auto server = ReporterServer::Start(o);
+  ASSERT_THAT(server, IsOk());
+  for (const char* id : {"quiet", "reporting", "blocked"}) {
+    ASSERT_THAT(server->PostRegisterTask(Task(id)), IsOk());
+  }
+  // A duplicate is an error for the server to log, not for the runner.
+  ASSERT_THAT(server->PostRegisterTask(Task("quiet")), IsOk());
+  ASSERT_THAT(server->FlushPosted(), IsOk());
+
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  TaskStart start;
+  start.set_name("Quiet task");
+  *start.mutable_time() = ToProtoTime(t0);
+  ASSERT_THAT(server->PostTaskStarted("quiet", 4242, start), IsOk());
+  ASSERT_THAT(server->PostTaskEnded("quiet", 4242,
+                                    MakeResultInfo(Result::kPassed),
+                                    t0 + absl::Seconds(3)),
+              IsOk());
+  // A task whose client reported too (and stopped the task itself): the
+  // runner's end is rolled in, its stop does not clash. The server must
+  // have applied the registration before the client's hello, which comes
+  // on another socket: FlushPosted() would not promise that, SyncPosted()
+  // does.
+  ASSERT_THAT(server->PostTaskStarted("reporting", ::getpid(), {}), IsOk());
+  ASSERT_THAT(server->SyncPosted(), IsOk());
+  {
+    auto client =
+        ReportClient::Connect(ClientOptions(server->socket_path(), "reporting"));
+    ASSERT_THAT(client, IsOk());
+    { ScopedSection section = client->Section("s"); }
+    ASSERT_THAT(client->StopTask(Result::kPassed), IsOk());
+    ASSERT_THAT(client->Sync(), IsOk());
+  }
+  ASSERT_THAT(server->PostTaskEnded("reporting", ::getpid(),
+                                    MakeResultInfo(Result::kFailed, "exit 1"),
+                                    absl::Now()),
+              IsOk());
+  // Never started: pid 0 records the result only.
+  ASSERT_THAT(server->PostTaskEnded("blocked", 0,
+                                    MakeResultInfo(Result::kBlocked, "later"),
+                                    absl::Now()),
+              IsOk());
+  // Not flushed explicitly: Finalize sends them first.
+  auto done = server->Finalize();
+  ASSERT_THAT(done, IsOk());
+  const JobReport& r = done->report;
+  ASSERT_EQ(r.tasks_size(), 3);
+  const TaskReport* quiet = FindTask(r, "quiet");
+  EXPECT_EQ(quiet->name(), "Quiet task");
+  EXPECT_EQ(quiet->result().value(), RESULT_PASSED);
+  ASSERT_EQ(quiet->pids_size(), 1);
+  EXPECT_EQ(quiet->pids(0), 4242);
+  EXPECT_EQ(FromProtoTime(quiet->starttime()), t0);
+  EXPECT_DOUBLE_EQ(quiet->runtime(), 3.0);
+  const TaskReport* reporting = FindTask(r, "reporting");
+  EXPECT_EQ(reporting->result().value(), RESULT_FAILED);
+  EXPECT_EQ(reporting->result().reason(), "exit 1");
+  EXPECT_EQ(reporting->sections_size(), 1);
+  EXPECT_EQ(FindTask(r, "blocked")->result().value(), RESULT_BLOCKED);
+  EXPECT_EQ(FindTask(r, "blocked")->pids_size(), 0);
+  EXPECT_THAT(server->PostRegisterTask(Task("late")),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(server->FlushPosted(), IsOk());  // nothing pending
+  EXPECT_THAT(server->SyncPosted(),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST(ReporterServerTest, PostedRequestsToADeadServerFail) {
+  const std::string dir = MakeTempDir();
+  auto server = ReporterServer::Start(Options(dir));
+  ASSERT_THAT(server, IsOk());
+  ASSERT_EQ(::kill(server->pid(), SIGKILL), 0);
+  pollfd p{server->control_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 30000), 1);
+  // Queued without a send; the send finds the death.
+  ASSERT_THAT(server->PostRegisterTask(Task("t")), IsOk());
+  EXPECT_THAT(server->FlushPosted(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
+  EXPECT_THAT(server->PostRegisterTask(Task("t")),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
+  EXPECT_THAT(server->SyncPosted(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
+}
+
 TEST(ReporterServerTest, SubscriberSeesEveryEventLive) {
   const std::string dir = MakeTempDir();
   auto server = ReporterServer::Start(Options(dir));

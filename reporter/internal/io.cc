@@ -141,6 +141,12 @@ absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline,
   return absl::OkStatus();
 }
 
+// What ReadFrame() asks the decoder for before a recv: a page, not 64 KiB
+// (a fresh decoder zero-fills what it grows by, and each page written in a
+// forked child is a copy-on-write fault). The decoder hands out all of its
+// free space, so after growing for a large frame reads are large again.
+constexpr size_t kReadWindow = 4096;
+
 absl::StatusOr<bool> ReadFrame(int fd, reporter::FrameDecoder* decoder,
                                google::protobuf::MessageLite* message,
                                absl::Time deadline, absl::string_view what) {
@@ -151,7 +157,7 @@ absl::StatusOr<bool> ReadFrame(int fd, reporter::FrameDecoder* decoder,
                           absl::StrCat(what, ": ", got.status().message()));
     }
     if (*got) return true;
-    absl::Span<char> space = decoder->WritableSpace(64 * 1024);
+    absl::Span<char> space = decoder->WritableSpace(kReadWindow);
     const ssize_t n = ::recv(fd, space.data(), space.size(), MSG_DONTWAIT);
     if (n > 0) {
       decoder->Commit(static_cast<size_t>(n));
