@@ -91,6 +91,9 @@ absl::Status Task::Start() {
                              : StdinPolicy::kInherit;
   config.capture_stdio =
       runtime_->options().task_stdin != StdinPolicy::kControllingTerminal;
+  // The task's client may say hello as soon as it runs, on a socket of its
+  // own: the server must know the task by then (registered_tasks_only).
+  runtime_->SyncReporterRegistrations();
   start_time_ = absl::Now();
   auto process = Process::StartWithResultBytes(
       std::move(options), [config]() { return RunTaskBody(config); });
@@ -104,8 +107,10 @@ absl::Status Task::Start() {
   }
   process_.emplace(std::move(*process));
   state_ = State::kRunning;
-  LOG(INFO) << "task " << id() << " started, pid " << process_->pid()
-            << ", log " << log_path();
+  runtime_->running_.push_back(this);
+  RunnerLogLine(__FILE__, __LINE__,
+                absl::StrCat("task ", id(), " started, pid ", process_->pid(),
+                             ", log ", config.log_path));
   runtime_->OnStarted(*this);
   return absl::OkStatus();
 }
@@ -148,6 +153,7 @@ absl::Status Task::Join(absl::Duration timeout) {
     if (result_index >= 0) fds[count++] = {process_->result_fd(), POLLIN, 0};
     const int signal_index = runtime_->signal_fd_ >= 0 ? count : -1;
     if (signal_index >= 0) fds[count++] = {runtime_->signal_fd_, POLLIN, 0};
+    runtime_->FlushReporter();  // before sleeping: what was posted goes out
     if (::poll(fds, count, timeout_ms) < 0 && errno != EINTR) {
       return ErrnoError(errno, "poll on task", id());
     }
@@ -220,13 +226,19 @@ void Task::Complete() {
 }
 
 void Task::SetDone(TaskResult result) {
+  if (state_ == State::kRunning) {
+    auto& running = runtime_->running_;
+    running.erase(std::find(running.begin(), running.end(), this));
+  }
   state_ = State::kDone;
   result_ = std::move(result);
-  LOG(INFO) << "task " << id() << " done: "
-            << reporter::ResultName(result_->result)
-            << (result_->reason.empty() ? "" : ", ") << result_->reason
-            << (result_->exit_status.empty() ? "" : "; ")
-            << result_->exit_status;
+  RunnerLogLine(__FILE__, __LINE__,
+                absl::StrCat("task ", id(), " done: ",
+                             reporter::ResultName(result_->result),
+                             result_->reason.empty() ? "" : ", ",
+                             result_->reason,
+                             result_->exit_status.empty() ? "" : "; ",
+                             result_->exit_status));
   runtime_->OnDone(*this);
 }
 
@@ -372,7 +384,11 @@ absl::StatusOr<Task*> Runtime::AddTask(TaskDefinition definition) {
     info.set_name(task->id());
     info.set_description(task->definition().description);
     info.set_logfile(task->log_path());
-    const absl::Status status = reporter_->RegisterTask(info);
+    // Posted: sent with the next batch, and applied by the server before
+    // the next task starts (SyncReporterRegistrations), one round trip for
+    // all the tasks added until then.
+    const absl::Status status = reporter_->PostRegisterTask(info);
+    registrations_unsynced_ = true;
     if (!status.ok()) {
       LOG(WARNING) << "reporter: cannot register task " << task->id() << ": "
                    << status;
@@ -399,7 +415,42 @@ void Runtime::CheckReporter() {
   reporter_.reset();
 }
 
+void Runtime::SyncReporterRegistrations() {
+  if (!registrations_unsynced_ || !reporter_.has_value()) return;
+  registrations_unsynced_ = false;
+  const absl::Status status = reporter_->SyncPosted();
+  if (!status.ok()) {
+    LOG(WARNING) << "reporter: cannot register the tasks: " << status;
+    CheckReporter();
+  }
+}
+
+void Runtime::FlushReporter() {
+  if (!reporter_.has_value()) return;
+  const absl::Status status = reporter_->FlushPosted();
+  if (!status.ok()) {
+    LOG(WARNING) << "reporter: " << status;
+    CheckReporter();
+  }
+}
+
 void Runtime::OnStarted(Task& task) {
+  if (reporter_.has_value()) {
+    // The task's start as its own client would report it, so that a task
+    // process that reports nothing never connects to the reporter.
+    reporter::TaskStart start;
+    start.set_name(task.id());
+    start.set_description(task.definition().description);
+    start.set_logfile(task.log_path());
+    *start.mutable_time() = reporter::ToProtoTime(task.start_time_);
+    const absl::Status status =
+        reporter_->PostTaskStarted(task.id(), task.process_->pid(), start);
+    if (!status.ok()) {
+      LOG(WARNING) << "reporter: cannot record the start of " << task.id()
+                   << ": " << status;
+      CheckReporter();
+    }
+  }
   if (progress_.has_value()) {
     progress_->Started(task.id(), task.process_->pid(), absl::Now());
   }
@@ -408,8 +459,11 @@ void Runtime::OnStarted(Task& task) {
 void Runtime::OnDone(Task& task) {
   const TaskResult& result = *task.result();
   if (reporter_.has_value()) {
-    const absl::Status status = reporter_->RecordTaskResult(
-        task.id(), reporter::MakeResultInfo(result.result, result.reason));
+    // With its pid (0 if it never ran) the task's stop is recorded too.
+    const pid_t pid = task.process_.has_value() ? task.process_->pid() : 0;
+    const absl::Status status = reporter_->PostTaskEnded(
+        task.id(), pid, reporter::MakeResultInfo(result.result, result.reason),
+        absl::Now());
     if (!status.ok()) {
       LOG(WARNING) << "reporter: cannot record the result of " << task.id()
                    << ": " << status;
@@ -458,13 +512,11 @@ void Runtime::OnInterrupt(int signo) {
 void Runtime::RunAll(int max_parallel) {
   CHECK_GE(max_parallel, 1);
   size_t next = 0;
-  auto running = [&] {
-    std::vector<Task*> out;
-    for (auto& task : tasks_) {
-      if (task->state_ == Task::State::kRunning) out.push_back(task.get());
-    }
-    return out;
-  };
+  // Reused from one wake-up to the next (no allocation per task: each heap
+  // page the runner writes after a task's fork is a copy-on-write fault).
+  std::vector<Task*> active;
+  std::vector<pollfd> fds;
+  std::vector<Task*> owners;
   while (true) {
     // Start what may start, in order.
     while (!interrupted()) {
@@ -473,17 +525,17 @@ void Runtime::RunAll(int max_parallel) {
         ++next;
       }
       if (next >= tasks_.size() ||
-          static_cast<int>(running().size()) >= max_parallel) {
+          static_cast<int>(running_.size()) >= max_parallel) {
         break;
       }
       (void)tasks_[next++]->Start();  // A failure marks the task Errored.
     }
-    const std::vector<Task*> active = running();
+    active.assign(running_.begin(), running_.end());
     if (active.empty()) break;
 
     // Wait for a task to end, a signal, a deadline or a progress tick.
-    std::vector<pollfd> fds;
-    std::vector<Task*> owners;
+    fds.clear();
+    owners.clear();
     for (Task* task : active) {
       fds.push_back({task->process_->pidfd(), POLLIN, 0});
       owners.push_back(task);
@@ -515,6 +567,7 @@ void Runtime::RunAll(int max_parallel) {
       timeout_ms = static_cast<int>(std::max<int64_t>(
           0, absl::ToInt64Milliseconds(wake - now + absl::Milliseconds(1))));
     }
+    FlushReporter();  // before sleeping: what was posted goes out
     const int ready = ::poll(fds.data(), fds.size(), timeout_ms);
     if (ready < 0 && errno != EINTR) {
       PLOG(ERROR) << "poll";
@@ -543,7 +596,8 @@ void Runtime::RunAll(int max_parallel) {
 
     // Timeouts: SIGTERM to the group, SIGKILL after the grace.
     const absl::Time after = absl::Now();
-    for (Task* task : running()) {
+    active.assign(running_.begin(), running_.end());
+    for (Task* task : active) {
       if (task->kill_deadline_.has_value()) {
         if (after >= *task->kill_deadline_) {
           LOG(WARNING) << "task " << task->id()

@@ -229,6 +229,12 @@ class Runtime {
   // Checks the reporter after a failed call or a hang-up on its control
   // socket; on death, logs it and keeps a warning (exit code 3).
   void CheckReporter();
+  // Sends what was posted to the reporter (task registrations, starts and
+  // ends); called before the runner sleeps in poll().
+  void FlushReporter();
+  // Waits until the reporter applied the registrations posted since the
+  // last call (one round trip), so that a task's client is known to it.
+  void SyncReporterRegistrations();
   void OnStarted(Task& task);
   void OnDone(Task& task);
   // First signal: abort running tasks, block pending ones. Second: kill all.
@@ -242,6 +248,10 @@ class Runtime {
   // process group (setsid, double fork) end up here and are killed at Finish.
   std::optional<Supervisor> supervisor_;
   std::vector<std::unique_ptr<Task>> tasks_;
+  // The tasks in State::kRunning, in start order.
+  std::vector<Task*> running_;
+  // AddTask posted a registration not known to be applied yet.
+  bool registrations_unsynced_ = false;
   std::optional<Progress> progress_;
   std::vector<std::string> warnings_;
   bool infrastructure_failed_ = false;

@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
@@ -16,6 +19,7 @@
 #include "absl/time/time.h"
 #include "base/status_matchers.h"
 #include "gtest/gtest.h"
+#include "reporter/client.h"
 #include "reporter/result.h"
 #include "runner/task_function.h"
 
@@ -141,6 +145,54 @@ TEST_F(RuntimeInterruptTest, GraceEndsInJoinWithSigkill) {
   EXPECT_EQ((*stubborn)->result()->result, reporter::Result::kAborted);
   EXPECT_EQ((*stubborn)->result()->reason, "aborted by SIGTERM");
   EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+}
+
+// The runner reports each task's start (pid, time) and end to the reporter
+// itself (posted, no round trip): a task that never reports has them in
+// results.json as one that does; its sections too.
+TEST_F(RuntimeInterruptTest, RunnerReportsStartAndEndOfSilentAndReportingTasks) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  ASSERT_THAT(runtime->AddTask({.id = "silent",
+                                .body = [](TaskContext&) {
+                                  return absl::OkStatus();
+                                }}),
+              IsOk());
+  ASSERT_THAT(
+      runtime->AddTask({.id = "reporting",
+                        .body = [](TaskContext& context) {
+                          if (context.reporter() == nullptr) {
+                            return absl::InternalError("no reporter");
+                          }
+                          { auto s = context.reporter()->Section("probe"); }
+                          return absl::InternalError("and failed");
+                        }}),
+      IsOk());
+  runtime->RunAll(2);
+  std::vector<pid_t> pids;
+  for (const auto& task : runtime->tasks()) {
+    ASSERT_TRUE(task->pid().has_value()) << task->id();
+    pids.push_back(*task->pid());
+  }
+  EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+  std::ifstream in(runtime->runinfo().Path("results.json"));
+  const std::string json((std::istreambuf_iterator<char>(in)),
+                         std::istreambuf_iterator<char>());
+  const size_t silent = json.find("\"id\":\"silent\"");
+  const size_t reporting = json.find("\"id\":\"reporting\"");
+  ASSERT_NE(silent, std::string::npos) << json;
+  ASSERT_NE(reporting, std::string::npos) << json;
+  const std::string silent_part = json.substr(silent, reporting - silent);
+  const std::string reporting_part = json.substr(reporting);
+  EXPECT_THAT(silent_part,
+              ::testing::HasSubstr(absl::StrCat("\"pids\":[", pids[0], "]")));
+  EXPECT_THAT(silent_part, ::testing::HasSubstr("\"value\":\"passed\""));
+  EXPECT_THAT(silent_part, ::testing::Not(::testing::HasSubstr(
+                               "\"starttime\":null")));
+  EXPECT_THAT(reporting_part,
+              ::testing::HasSubstr(absl::StrCat("\"pids\":[", pids[1], "]")));
+  EXPECT_THAT(reporting_part, ::testing::HasSubstr("\"value\":\"failed\""));
+  EXPECT_THAT(reporting_part, ::testing::HasSubstr("probe"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -47,8 +48,9 @@ void ReportGTestSections(const std::vector<GTestSection>& tests,
 
 // fork + exec of the command from the task process; the command stays in the
 // task's process group, so a timeout or Ctrl-C reaches it too.
-TaskFunctionOutcome RunCommand(const TaskBodyConfig& config,
-                               reporter::ReportClient* client) {
+TaskFunctionOutcome RunCommand(
+    const TaskBodyConfig& config,
+    const std::function<reporter::ReportClient*()>& reporter) {
   const TaskDefinition& task = *config.definition;
   std::vector<std::string> argv = task.argv;
   const std::string json_path =
@@ -124,7 +126,7 @@ TaskFunctionOutcome RunCommand(const TaskBodyConfig& config,
   if (task.gtest) {
     const auto tests = ReadGTestJson(json_path);
     if (tests.ok()) {
-      ReportGTestSections(*tests, client);
+      ReportGTestSections(*tests, reporter());
       for (const GTestSection& test : *tests) {
         if (reporter::RollUp(outcome.result, test.result) != outcome.result &&
             test.result != Result::kSkipped) {
@@ -145,6 +147,14 @@ TaskFunctionOutcome RunCommand(const TaskBodyConfig& config,
 
 }  // namespace
 
+void RunnerLogLine(const char* file, int line, absl::string_view message) {
+  if (const tasklog::TaskLog* log = tasklog::TaskLog::Current()) {
+    log->Log(google::GLOG_INFO, file, line, message);
+  } else {
+    google::LogMessage(file, line).stream() << message;
+  }
+}
+
 std::string RunTaskBody(const TaskBodyConfig& config) {
   const TaskDefinition& task = *config.definition;
   tasklog::TaskLogOptions log_options;
@@ -155,11 +165,22 @@ std::string RunTaskBody(const TaskBodyConfig& config) {
     std::fprintf(stderr, "taskfork: task %s: cannot open its log: %s\n",
                  task.id.c_str(), log.status().ToString().c_str());
   }
-  LOG(INFO) << "task " << task.id << " started (pid " << ::getpid() << ")"
-            << (task.description.empty() ? "" : ": ") << task.description;
+  RunnerLogLine(__FILE__, __LINE__,
+                absl::StrCat("task ", task.id, " started (pid ", ::getpid(),
+                             ")", task.description.empty() ? "" : ": ",
+                             task.description));
 
+  // The client connects at the task's first report (reporter()), so a task
+  // that reports nothing costs the reporter nothing: the runner reports its
+  // start and end.
   std::optional<reporter::ReportClient> client;
-  if (!config.reporter_socket.empty()) {
+  bool connect_tried = false;
+  const std::function<reporter::ReportClient*()> connect =
+      [&config, &task, &client, &connect_tried]() -> reporter::ReportClient* {
+    if (connect_tried || config.reporter_socket.empty()) {
+      return client ? &*client : nullptr;
+    }
+    connect_tried = true;
     reporter::ReportClientOptions options;
     options.socket_path = config.reporter_socket;
     options.task_id = task.id;
@@ -174,34 +195,29 @@ std::string RunTaskBody(const TaskBodyConfig& config) {
     auto connected = reporter::ReportClient::Connect(std::move(options));
     if (connected.ok()) {
       client.emplace(std::move(*connected));
-      reporter::TaskStart start;
-      start.set_name(task.id);
-      start.set_description(task.description);
-      start.set_logfile(config.log_path);
-      const absl::Status started = client->StartTask(start);
-      if (!started.ok()) LOG(WARNING) << "reporter: " << started;
     } else {
       LOG(WARNING) << "reporter unavailable, the result still reaches the "
                       "runner: "
                    << connected.status();
     }
-  }
-  reporter::ReportClient* client_ptr = client ? &*client : nullptr;
+    return client ? &*client : nullptr;
+  };
 
   TaskFunctionOutcome outcome;
   if (!task.argv.empty()) {
-    outcome = RunCommand(config, client_ptr);
+    outcome = RunCommand(config, connect);
   } else {
-    TaskContext context(task.id, task.args, config.runinfo_dir, client_ptr);
+    TaskContext context(task.id, task.args, config.runinfo_dir, connect);
     outcome = RunTaskFunction(task.body, context);
   }
-  LOG(INFO) << "task " << task.id << " "
-            << reporter::ResultName(outcome.result)
-            << (outcome.reason.empty() ? "" : ": ") << outcome.reason;
+  RunnerLogLine(__FILE__, __LINE__,
+                absl::StrCat("task ", task.id, " ",
+                             reporter::ResultName(outcome.result),
+                             outcome.reason.empty() ? "" : ": ",
+                             outcome.reason));
   if (client) {
-    absl::Status stopped = client->StopTask(outcome.result, outcome.reason);
-    if (stopped.ok()) stopped = client->Close();
-    if (!stopped.ok()) LOG(WARNING) << "reporter: " << stopped;
+    const absl::Status closed = client->Close();
+    if (!closed.ok()) LOG(WARNING) << "reporter: " << closed;
   }
   std::fflush(nullptr);
   return serialize::Encode(

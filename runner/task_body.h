@@ -34,6 +34,13 @@ struct TaskBodyConfig {
   bool capture_stdio = true;
 };
 
+// An INFO line of the runner's own (a task started, a task ended) into the
+// log of this process (JobLog in the runner, TaskLog in a task process)
+// through TaskLog::Log, not glog: glog's machinery writes a dozen pages per
+// line, each a copy-on-write fault right after a task's fork. Without an
+// installed log: LOG(INFO).
+void RunnerLogLine(const char* file, int line, absl::string_view message);
+
 // Runs in the forked task process; returns the encoded TaskOutcome. Never
 // throws (exceptions of the task body become Errored).
 std::string RunTaskBody(const TaskBodyConfig& config);

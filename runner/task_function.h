@@ -12,6 +12,7 @@
 #ifndef TASKFORK_RUNNER_TASK_FUNCTION_H_
 #define TASKFORK_RUNNER_TASK_FUNCTION_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -38,7 +39,18 @@ class TaskContext {
       : id_(std::move(id)),
         args_(std::move(args)),
         runinfo_dir_(std::move(runinfo_dir)),
-        reporter_(reporter) {}
+        reporter_(reporter),
+        reporter_made_(true) {}
+  // With a report client made on demand: `make_reporter` runs at the first
+  // reporter() call (if any) and what it returns is kept, so a task that
+  // reports nothing never connects to the reporter.
+  TaskContext(std::string id, std::vector<std::string> args,
+              std::string runinfo_dir,
+              std::function<reporter::ReportClient*()> make_reporter)
+      : id_(std::move(id)),
+        args_(std::move(args)),
+        runinfo_dir_(std::move(runinfo_dir)),
+        make_reporter_(std::move(make_reporter)) {}
 
   const std::string& id() const { return id_; }
   // The spec's FunctionTask.args.
@@ -48,7 +60,13 @@ class TaskContext {
   // The task's report client (sections and steps), or nullptr when the
   // reporter is unavailable; the task still runs and its result still reaches
   // the runner. In a forked child it reconnects by itself.
-  reporter::ReportClient* reporter() const { return reporter_; }
+  reporter::ReportClient* reporter() const {
+    if (!reporter_made_) {
+      reporter_made_ = true;
+      if (make_reporter_) reporter_ = make_reporter_();
+    }
+    return reporter_;
+  }
 
   // Sets the task's result explicitly (e.g. Skipped, Blocked, Passx): it
   // replaces the Passed of an OK return, and rolls up with the Failed of an
@@ -64,7 +82,9 @@ class TaskContext {
   std::string id_;
   std::vector<std::string> args_;
   std::string runinfo_dir_;
-  reporter::ReportClient* reporter_;
+  mutable reporter::ReportClient* reporter_ = nullptr;
+  std::function<reporter::ReportClient*()> make_reporter_;
+  mutable bool reporter_made_ = false;
   std::optional<reporter::Result> result_;
   std::string reason_;
 };

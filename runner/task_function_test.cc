@@ -92,5 +92,24 @@ TEST(RunTaskFunction, ExceptionsAreErroredWithTypeAndWhat) {
   EXPECT_EQ(other.reason, "uncaught exception of type int");
 }
 
+// A context with a client made on demand: nothing is made until reporter(),
+// then once, and what it returned (nullptr too: the reporter is
+// unavailable) is kept.
+TEST(TaskContext, ReporterIsMadeAtTheFirstCallOnly) {
+  int made = 0;
+  TaskContext context("t1", {}, "/tmp", [&made]() -> reporter::ReportClient* {
+    ++made;
+    return nullptr;
+  });
+  EXPECT_EQ(made, 0);
+  TaskFunctionOutcome outcome =
+      RunTaskFunction([](TaskContext&) { return absl::OkStatus(); }, context);
+  EXPECT_EQ(outcome.result, Result::kPassed);
+  EXPECT_EQ(made, 0);  // a task that reports nothing connects nowhere
+  EXPECT_EQ(context.reporter(), nullptr);
+  EXPECT_EQ(context.reporter(), nullptr);
+  EXPECT_EQ(made, 1);
+}
+
 }  // namespace
 }  // namespace taskfork::runner
