@@ -94,17 +94,39 @@ TEST_F(TaskLogTest, WritesEveryLineInTheDocumentedFormat) {
   EXPECT_THAT((*log)->status(), IsOk());
 }
 
+// The reports TaskLog writes on the "screen" of a child whose stderr is a
+// pipe, and that child's outcome.
+struct ScreenedOutcome {
+  ChildOutcome outcome;
+  std::string screen;
+};
+
+ScreenedOutcome RunWithScreenPipe(const std::function<std::string()>& body) {
+  int screen[2];
+  CHECK_EQ(::pipe2(screen, O_CLOEXEC), 0);
+  ScreenedOutcome result;
+  result.outcome = RunInChild([&] {
+    ::dup2(screen[1], STDERR_FILENO);
+    ::close(screen[0]);
+    ::close(screen[1]);
+    return body();
+  });
+  ::close(screen[1]);
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0) {
+    result.screen.append(buffer, n);
+  }
+  ::close(screen[0]);
+  return result;
+}
+
 // TaskLog::Log: the same line format without glog; a path's base name; a
 // FATAL line does not abort; a screen copy per screen_severity; nothing after
 // Uninstall().
 TEST_F(TaskLogTest, LogWritesTheDocumentedFormatWithoutGlog) {
   const std::string path = dir_ + "/TaskLog.direct";
-  int screen[2];
-  ASSERT_EQ(::pipe2(screen, O_CLOEXEC), 0);
-  const ChildOutcome outcome = RunInChild([&] {
-    ::dup2(screen[1], STDERR_FILENO);
-    ::close(screen[0]);
-    ::close(screen[1]);
+  const ScreenedOutcome result = RunWithScreenPipe([&] {
     TaskLogOptions options = QuietOptions();
     options.screen_severity = google::GLOG_WARNING;
     Checker check;
@@ -120,16 +142,9 @@ TEST_F(TaskLogTest, LogWritesTheDocumentedFormatWithoutGlog) {
     kept->Log(google::GLOG_ERROR, "direct.cc", 78, "after uninstall");
     return check.failures();
   });
-  ::close(screen[1]);
-  std::string shown;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0) {
-    shown.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(screen[0]);
-  ASSERT_TRUE(ExitedWith(outcome.wait_status, 0));
-  ASSERT_EQ(outcome.report, "");
+  ASSERT_TRUE(ExitedWith(result.outcome.wait_status, 0));
+  ASSERT_EQ(result.outcome.report, "");
+  const std::string& shown = result.screen;
 
   const std::vector<std::string> lines = Lines(ReadFile(path));
   ASSERT_EQ(lines.size(), 3u) << ReadFile(path);
@@ -624,13 +639,8 @@ TEST_F(TaskLogTest, CapturesStdoutStderrAndProgramsTheTaskStarts) {
 
 TEST_F(TaskLogTest, ScreenGetsLinesFromTheChosenSeverity) {
   const std::string path = dir_ + "/TaskLog.screen";
-  int screen[2];
-  ASSERT_EQ(::pipe2(screen, O_CLOEXEC), 0);
-  const ChildOutcome outcome = RunInChild([&] {
-    // The "terminal" of this child is the pipe.
-    ::dup2(screen[1], STDERR_FILENO);
-    ::close(screen[0]);
-    ::close(screen[1]);
+  // The "terminal" of this child is the pipe.
+  const ScreenedOutcome result = RunWithScreenPipe([&] {
     TaskLogOptions options;
     options.install_failure_handler = false;
     options.screen_severity = google::GLOG_WARNING;
@@ -642,18 +652,9 @@ TEST_F(TaskLogTest, ScreenGetsLinesFromTheChosenSeverity) {
     check.Check(TaskLog::Uninstall().ok(), "Uninstall");
     return check.failures();
   });
-  ::close(screen[1]);
-  const std::string shown = [&] {
-    std::string text;
-    char buffer[4096];
-    ssize_t n;
-    while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0)
-      text.append(buffer, n);
-    ::close(screen[0]);
-    return text;
-  }();
-  ASSERT_TRUE(ExitedWith(outcome.wait_status, 0));
-  ASSERT_EQ(outcome.report, "");
+  const std::string& shown = result.screen;
+  ASSERT_TRUE(ExitedWith(result.outcome.wait_status, 0));
+  ASSERT_EQ(result.outcome.report, "");
   const std::vector<std::string> lines = Lines(shown);
   ASSERT_EQ(lines.size(), 1u) << shown;
   Line line;
@@ -726,33 +727,6 @@ TEST_F(TaskLogTest, CheckFailureLeavesTheMessageAndAStackTraceInTheLog) {
   EXPECT_TRUE(found_fatal) << text;
   EXPECT_THAT(text, HasSubstr("*** Check failure stack trace: ***"));
   EXPECT_THAT(text, HasSubstr("    @ "));
-}
-
-// The reports TaskLog writes on the "screen" of a child whose stderr is a
-// pipe, and that child's outcome.
-struct ScreenedOutcome {
-  ChildOutcome outcome;
-  std::string screen;
-};
-
-ScreenedOutcome RunWithScreenPipe(const std::function<std::string()>& body) {
-  int screen[2];
-  CHECK_EQ(::pipe2(screen, O_CLOEXEC), 0);
-  ScreenedOutcome result;
-  result.outcome = RunInChild([&] {
-    ::dup2(screen[1], STDERR_FILENO);
-    ::close(screen[0]);
-    ::close(screen[1]);
-    return body();
-  });
-  ::close(screen[1]);
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(screen[0], buffer, sizeof(buffer))) > 0) {
-    result.screen.append(buffer, n);
-  }
-  ::close(screen[0]);
-  return result;
 }
 
 // The log's file system fills up: the task goes on, status() keeps the first
