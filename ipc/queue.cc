@@ -1,11 +1,14 @@
 #include "ipc/queue.h"
 
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "base/status_macros.h"
 #include "ipc/internal/queue_shared.h"
 #include "ipc/internal/sync.h"
@@ -22,6 +25,10 @@ namespace {
 
 // "tkforkq2": version 2, lap-stamped record headers (ipc/internal/ring.h).
 constexpr uint64_t kMagic = 0x3271'6b72'6f66'6b74;
+// The "tkforkq" part (the low seven bytes, little-endian), shared by every
+// format version: the high byte is the version's digit.
+constexpr uint64_t kMagicFamilyMask = 0x00ff'ffff'ffff'ffff;
+constexpr char kMagicVersion = static_cast<char>(kMagic >> 56);
 constexpr size_t kDataOffset = ipc_internal::kQueueDataOffset;
 constexpr uint64_t kMaxCapacity = ipc_internal::kMaxRingCapacity;
 // How far ahead of `tail` a producer prefetches ring lines for writing.
@@ -79,7 +86,18 @@ absl::StatusOr<Queue> Queue::Open(absl::string_view name) {
         " bytes) to be a taskfork queue"));
   }
   const auto* shared = static_cast<const QueueShared*>(shm.data());
-  if (shared->magic.load(std::memory_order_acquire) != kMagic) {
+  const uint64_t magic = shared->magic.load(std::memory_order_acquire);
+  const char version = static_cast<char>(magic >> 56);
+  if (magic != kMagic && (magic & kMagicFamilyMask) == (kMagic & kMagicFamilyMask) &&
+      absl::ascii_isdigit(static_cast<unsigned char>(version))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "taskfork queue ", shm.name(), " has format version ",
+        absl::string_view(&version, 1), "; this build reads only version ",
+        absl::string_view(&kMagicVersion, 1),
+        ": it was created by another taskfork release; build both ends from "
+        "the same one"));
+  }
+  if (magic != kMagic) {
     return absl::FailedPreconditionError(absl::StrCat(
         "shared-memory segment ", shm.name(),
         " is not an initialised taskfork queue (wrong magic; if its creator "

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -35,6 +37,7 @@ using ::taskfork::ipc_internal::TestNamePrefix;
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;
 using ::taskfork::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 QueueOptions Capacity(size_t bytes) {
@@ -338,6 +341,14 @@ TEST(Queue, OpenErrors) {
   ASSERT_THAT(not_a_queue, IsOk());
   EXPECT_THAT(Queue::Open(name), StatusIs(absl::StatusCode::kFailedPrecondition,
                                           HasSubstr("not an initialised")));
+  // A queue of format version 1 (an older release): named as such.
+  const uint64_t version1 = 0x3171'6b72'6f66'6b74;  // "tkforkq1"
+  std::memcpy(not_a_queue->data(), &version1, sizeof(version1));
+  EXPECT_THAT(Queue::Open(name),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("format version 1"),
+                             HasSubstr("reads only version 2"),
+                             HasSubstr("same one"))));
   const std::string small = SharedMemory::UniqueName(TestNamePrefix());
   auto tiny = SharedMemory::CreateNamed(small, 64);
   ASSERT_THAT(tiny, IsOk());
