@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -700,6 +701,10 @@ absl::StatusOr<pid_t> ForkServer(absl::AnyInvocable<int()> body) {
   const pid_t pid = ::fork();
   if (pid < 0) return ErrnoError(errno, "fork reporter server");
   if (pid == 0) {
+    // Its own name in ps/top and /proc/<pid>/comm, not the runner's: a tool
+    // (or a fault test) can tell it from the runner and from helper
+    // processes that share the runner's name.
+    ::prctl(PR_SET_NAME, kServerProcessName);
     ::setpgid(0, 0);  // Ctrl-C at the terminal goes to the runner, not here
     ::signal(SIGPIPE, SIG_IGN);
     ::signal(SIGINT, SIG_IGN);

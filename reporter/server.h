@@ -51,6 +51,9 @@
 
 namespace taskfork::reporter {
 
+// The server process's name (/proc/<pid>/comm, ps, top), set as it starts.
+inline constexpr char kServerProcessName[] = "reporter";
+
 struct ReporterServerOptions {
   // Directory results.json and xunit.xml are written to. Must exist.
   std::string runinfo_dir;

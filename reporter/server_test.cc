@@ -189,6 +189,22 @@ TEST(ReporterServerTest, StartValidatesOptions) {
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("reporter.sock")));
 }
 
+TEST(ReporterServerTest, ServerProcessHasItsOwnName) {
+  const std::string dir = MakeTempDir();
+  auto server = ReporterServer::Start(Options(dir));
+  ASSERT_THAT(server, IsOk());
+  // Once a client's Sync() is answered the server loop runs, so its name
+  // was set (it is set before the loop starts).
+  auto client = ReportClient::Connect(ClientOptions(server->socket_path(), "t"));
+  ASSERT_THAT(client, IsOk());
+  ASSERT_THAT(client->Sync(), IsOk());
+  std::ifstream comm(absl::StrCat("/proc/", server->pid(), "/comm"));
+  std::string name;
+  std::getline(comm, name);
+  EXPECT_EQ(name, kServerProcessName);
+  ASSERT_THAT(server->Finalize(), IsOk());
+}
+
 TEST(ReporterServerTest, LongSocketPathFallsBackToShortPathAndSymlink) {
   std::string dir = MakeTempDir();
   while (dir.size() < 150) {
