@@ -2,7 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "base/errno.h"
+#include "base/fd.h"
 
 namespace taskfork::tests {
 namespace {
@@ -130,6 +134,30 @@ std::map<int, std::string> OpenDescriptors() {
   }
   ::closedir(dir);
   return fds;
+}
+
+absl::Status KillAndAwaitExit(pid_t pid, absl::Duration timeout) {
+  // Through a pidfd: its parent may reap it at any time and the pid be
+  // reused; the pidfd always means this process.
+  const long pidfd = ::syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) {
+    return ErrnoError(errno, "pidfd_open for pid", absl::StrCat(pid));
+  }
+  const OwnedFd owned(static_cast<int>(pidfd));
+  if (::syscall(SYS_pidfd_send_signal, owned.get(), SIGKILL, nullptr, 0) != 0) {
+    return ErrnoError(errno, "pidfd_send_signal SIGKILL to pid",
+                      absl::StrCat(pid));
+  }
+  pollfd gone{owned.get(), POLLIN, 0};
+  const int ready =
+      ::poll(&gone, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready < 0) return ErrnoError(errno, "poll pidfd of", absl::StrCat(pid));
+  if (ready == 0) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "pid ", pid, " still alive ", absl::FormatDuration(timeout),
+        " after SIGKILL"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace taskfork::tests

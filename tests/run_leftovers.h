@@ -14,6 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
 namespace taskfork::tests {
 
 // Every pid the files of the run directory `run_dir` name: the pid column of
@@ -45,6 +48,14 @@ std::string ReadFile(const std::string& path);
 // This process's open descriptors: fd number -> readlink of /proc/self/fd/N
 // ("/path", "pipe:[123]", "socket:[45]", "anon_inode:[pidfd]", ...).
 std::map<int, std::string> OpenDescriptors();
+
+// SIGKILLs `pid` (a process that need not be our child) and returns once it
+// has exited (its pidfd turns readable: its descriptors and sockets are
+// closed), or an error naming the pid: pidfd_open / kill failed, or it was
+// still alive after `timeout`. Exiting can take long for a process with big
+// mappings (TSan's shadow), so a test that must order "it is gone" before
+// its next step waits here instead of guessing.
+absl::Status KillAndAwaitExit(pid_t pid, absl::Duration timeout);
 
 }  // namespace taskfork::tests
 

@@ -11,14 +11,12 @@
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -524,18 +522,11 @@ TEST_F(RunnerE2ETest, ReporterKilledMidRunExitsThreeWithResultsFromTasks) {
       << joblog;
   pid_t reporter = 0;
   ASSERT_TRUE(absl::SimpleAtoi(match[1].str(), &reporter));
-  // Watch it before killing it (a pidfd: it is not our child to wait for).
-  const int reporter_fd = static_cast<int>(::syscall(SYS_pidfd_open, reporter, 0));
-  ASSERT_GE(reporter_fd, 0) << std::strerror(errno);
-  ASSERT_EQ(::kill(reporter, SIGKILL), 0);
-  // Release the task only once the server is gone (pidfd readable: it has
-  // exited, so its sockets are closed): the runner must see the death while
-  // a task still runs. A process with big mappings (TSan's shadow) takes a
-  // while to exit; without this wait the task could end first and the death
-  // be found only at finalize (also exit 3, with another message).
-  pollfd gone{reporter_fd, POLLIN, 0};
-  ASSERT_EQ(::poll(&gone, 1, 60 * 1000), 1) << "reporter still alive after 60 s";
-  ::close(reporter_fd);
+  // Release the task only once the server has exited: the runner must see
+  // the death while a task still runs. A TSan process takes a while to exit;
+  // without this wait the task could end first and the death be found only
+  // at finalize (also exit 3, with another message).
+  ASSERT_THAT(tests::KillAndAwaitExit(reporter, absl::Seconds(60)), IsOk());
   // Let the task finish (open + close the FIFO releases it).
   const int fd = ::open(go.c_str(), O_WRONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);

@@ -10,7 +10,6 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -31,6 +30,7 @@
 #include "reporter/frame.h"
 #include "reporter/report.pb.h"
 #include "tests/faults/fault_harness.h"
+#include "tests/run_leftovers.h"
 
 namespace taskfork::faults {
 namespace {
@@ -166,15 +166,12 @@ TEST_F(RunnerFaultTest, ReporterKilledMidRunExitsThreeAndKeepsEveryResult) {
   const std::string socket = SocketTarget(runner);
   const pid_t reporter = ReporterPid(runner, "lossy");
   ASSERT_GT(reporter, 0);
-  // Release the first task only once the server has exited (its pidfd is
-  // readable; it is not our child): the runner must meet the death mid-run,
-  // not first at finalize, also where exiting takes long (TSan's mappings).
-  const int reporter_fd = static_cast<int>(::syscall(SYS_pidfd_open, reporter, 0));
-  ASSERT_GE(reporter_fd, 0) << std::strerror(errno);
-  ASSERT_EQ(::kill(reporter, SIGKILL), 0);
-  pollfd gone{reporter_fd, POLLIN, 0};
-  ASSERT_EQ(::poll(&gone, 1, 60 * 1000), 1) << "reporter still alive after 60 s";
-  ::close(reporter_fd);
+  // Release the first task only once the server has exited: the runner must
+  // meet the death mid-run, not first at finalize, also where exiting takes
+  // long (TSan's mappings).
+  const absl::Status killed =
+      tests::KillAndAwaitExit(reporter, absl::Seconds(60));
+  ASSERT_TRUE(killed.ok()) << killed;
   go.Release();
   EXPECT_EQ(runner.Finish(), 3);
 
