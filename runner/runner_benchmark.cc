@@ -28,6 +28,11 @@
 //
 //   tools/bazel run -c opt //runner:runner_benchmark
 //   tools/bazel run -c opt //runner:runner_benchmark -- --tasks=200
+//
+// The runs (runinfo directories, the Python peer's logs) go to a new
+// directory under $TMPDIR (default /tmp), removed at the end unless
+// RUNNER_BENCHMARK_KEEP is set; TMPDIR=/dev/shm takes the disk out of the
+// figures (runner/README.md, Benchmark).
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -333,9 +338,13 @@ int main(int argc, char** argv) {
                               ? runfiles
                               : absl::StrCat(argv[0], ".runfiles").c_str(),
       "/taskfork/tools/bench/runner_multiprocessing.py");
-  char work[] = "/tmp/runner_benchmark.XXXXXX";
-  if (::mkdtemp(work) == nullptr) {
-    std::perror("mkdtemp");
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string work = absl::StrCat(
+      tmpdir != nullptr && *tmpdir != '\0' ? tmpdir : "/tmp",
+      "/runner_benchmark.XXXXXX");
+  const std::string template_path = work;  // mkdtemp rewrites `work`
+  if (::mkdtemp(work.data()) == nullptr) {
+    std::perror(("mkdtemp " + template_path).c_str());
     return 1;
   }
   g_work_dir = work;
