@@ -393,6 +393,51 @@ void QueueThroughput(benchmark::State& state, size_t size, int batch,
       });
 }
 
+// Queue 1 MiB through the zero-copy Consume(): the consumer gets a view of
+// each message in shared memory. kRead: it reads every byte of it (sums the
+// 8-byte words), as a consumer that uses the whole message does; otherwise
+// it only looks at its size (the Throughput markers are told apart by size).
+template <bool kRead>
+void QueueConsume1M(benchmark::State& state) {
+  QueueOptions options;
+  options.capacity_bytes = 8 << 20;  // as BM_Queue_1M
+  auto queue = Queue::Create(options);
+  if (!queue.ok()) return state.SkipWithError(queue.status().ToString().c_str());
+  Throughput(
+      state, 1 << 20, 64,
+      [&](absl::string_view m) {
+        if (!queue->Put(m).ok()) std::abort();
+      },
+      [&](std::string* m) {
+        const absl::Status status =
+            queue->Consume([&](const MessageView& view) {
+              if (kRead) {
+                uint64_t sum = 0;
+                for (absl::string_view piece : {view.first(), view.second()}) {
+                  const char* p = piece.data();
+                  size_t n = piece.size();
+                  for (; n >= 8; p += 8, n -= 8) {
+                    uint64_t word;
+                    std::memcpy(&word, p, 8);
+                    sum += word;
+                  }
+                  for (; n > 0; ++p, --n) sum += static_cast<unsigned char>(*p);
+                }
+                benchmark::DoNotOptimize(sum);
+              }
+              m->assign(std::min<size_t>(view.size(), 2), 'x');
+              return absl::OkStatus();
+            });
+        if (!status.ok()) ::_exit(1);
+      });
+}
+void BM_Queue_1M_Consume(benchmark::State& state) {
+  QueueConsume1M<false>(state);
+}
+void BM_Queue_1M_ConsumeRead(benchmark::State& state) {
+  QueueConsume1M<true>(state);
+}
+
 void BM_Queue_64B(benchmark::State& state) {
   QueueThroughput(state, 64, 100000, 1 << 20);
 }
@@ -613,6 +658,8 @@ BENCHMARK(BM_Queue_PutGet_OneProcess_64B);
 BENCHMARK(BM_Pipe_SendRecv_OneProcess_64B);
 BENCHMARK(BM_Queue_4K)->UseRealTime();
 BENCHMARK(BM_Queue_1M)->UseRealTime();
+BENCHMARK(BM_Queue_1M_Consume)->UseRealTime();
+BENCHMARK(BM_Queue_1M_ConsumeRead)->UseRealTime();
 BENCHMARK(BM_Memcpy_1M)->UseRealTime();
 BENCHMARK(BM_Memcpy_1M_Uncached)->UseRealTime();
 BENCHMARK(BM_RawCopy_1M)->UseRealTime();
@@ -656,6 +703,10 @@ class SummaryReporter : public benchmark::ConsoleReporter {
           "BM_Queue_1M", "BM_Memcpy_1M_Uncached", ">= 0.5");
     Ratio("Queue_1M bytes/s / RawCopy_1M (shm floor)", bytes_, "BM_Queue_1M",
           "BM_RawCopy_1M", "(two copies)");
+    Ratio("Queue_1M_Consume bytes/s / memcpy (hot)", bytes_,
+          "BM_Queue_1M_Consume", "BM_Memcpy_1M", ">= 0.5, zero-copy Get");
+    Ratio("Queue_1M_ConsumeRead bytes/s / memcpy (hot)", bytes_,
+          "BM_Queue_1M_ConsumeRead", "BM_Memcpy_1M", "(consumer reads all)");
     Ratio("Pipe round trips/s / kernel pipe round trips/s", items_,
           "BM_Pipe_RoundTrip_64B", "BM_KernelPipe_RoundTrip_64B", ">= 10");
     Ratio("RawRing_64B / CachedRing_64B", items_, "BM_RawRing_64B",

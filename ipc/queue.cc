@@ -176,32 +176,44 @@ absl::Status Queue::PutImpl(absl::string_view message,
   }
 }
 
-absl::Status Queue::GetImpl(std::string* message, const Deadline& deadline,
-                            bool wait) {
+template <typename Take>
+absl::Status Queue::GetImpl(const char* what, const Deadline& deadline,
+                            bool wait, Take take) {
   thread_local ipc_internal::Spinner spinner;
   bool waited = false;
   for (;;) {
     if (!LockOrRecover(shared_->consumer_mu, deadline)) {
-      return absl::DeadlineExceededError("Queue::Get: timed out");
+      return absl::DeadlineExceededError(absl::StrCat("Queue::", what, ": timed out"));
     }
-    bool popped = ring_.TryPop(message);
-    if (!popped && shared_->closed.load(std::memory_order_acquire)) {
-      // Close() happened after every Put it lets through: look once more.
-      popped = ring_.TryPop(message);
-      if (!popped) {
-        shared_->consumer_mu.Unlock();
-        return absl::OutOfRangeError("Queue::Get: the queue is closed and empty");
+    absl::Status result;
+    bool popped;
+    {
+      // Unlocks also when `take` throws (Consume's callback).
+      struct Unlock {
+        RobustMutex& mu;
+        ~Unlock() { mu.Unlock(); }
+      } unlock{shared_->consumer_mu};
+      popped = take(&result);
+      if (!popped && shared_->closed.load(std::memory_order_acquire)) {
+        // Close() happened after every Put it lets through: look once more.
+        popped = take(&result);
+        if (!popped) {
+          return absl::OutOfRangeError(absl::StrCat(
+              "Queue::", what, ": the queue is closed and empty"));
+        }
       }
+      // Readable() only while no other consumer can move head.
+      const bool more = popped && waited && ring_.Readable();
+      if (popped && waited) spinner.Learn(more);
     }
-    // Readable() only while no other consumer can move head.
-    const bool more = popped && waited && ring_.Readable();
-    shared_->consumer_mu.Unlock();
     if (popped) {
       shared_->ring.writable.Notify();
-      if (waited) spinner.Learn(more);
-      return absl::OkStatus();
+      return result;
     }
-    if (!wait) return absl::UnavailableError("Queue::TryGet: the queue is empty");
+    if (!wait) {
+      return absl::UnavailableError(
+          absl::StrCat("Queue::Try", what, ": the queue is empty"));
+    }
     const bool ready = ipc_internal::WaitFor(
         shared_->ring.readable,
         [&] {
@@ -211,10 +223,65 @@ absl::Status Queue::GetImpl(std::string* message, const Deadline& deadline,
         deadline, &spinner);
     waited = true;
     if (!ready) {
-      return absl::DeadlineExceededError(
-          "Queue::Get: still empty at the deadline");
+      return absl::DeadlineExceededError(absl::StrCat(
+          "Queue::", what, ": still empty at the deadline"));
     }
   }
+}
+
+absl::Status Queue::GetInto(std::string* message, absl::Duration timeout) {
+  return GetImpl("Get", Deadline::After(timeout), /*wait=*/true,
+                 [&](absl::Status*) { return ring_.TryPop(message); });
+}
+
+absl::StatusOr<std::string> Queue::Get(absl::Duration timeout) {
+  std::string message;
+  TASKFORK_RETURN_IF_ERROR(GetInto(&message, timeout));
+  return message;
+}
+
+absl::StatusOr<std::string> Queue::TryGet() {
+  std::string message;
+  TASKFORK_RETURN_IF_ERROR(
+      GetImpl("Get", Deadline::Never(), /*wait=*/false,
+              [&](absl::Status*) { return ring_.TryPop(&message); }));
+  return message;
+}
+
+absl::Status Queue::ConsumeImpl(
+    absl::FunctionRef<absl::Status(const MessageView&)> fn,
+    const Deadline& deadline, bool wait) {
+  return GetImpl("Consume", deadline, wait, [&](absl::Status* result) {
+    absl::string_view first, second;
+    const uint64_t next = ring_.Peek(&first, &second);
+    if (next == 0) return false;
+    *result = fn(MessageView(first, second));
+    ring_.Free(next);
+    return true;
+  });
+}
+
+absl::Status Queue::Consume(
+    absl::FunctionRef<absl::Status(const MessageView&)> fn,
+    absl::Duration timeout) {
+  return ConsumeImpl(fn, Deadline::After(timeout), /*wait=*/true);
+}
+
+absl::Status Queue::TryConsume(
+    absl::FunctionRef<absl::Status(const MessageView&)> fn) {
+  return ConsumeImpl(fn, Deadline::Never(), /*wait=*/false);
+}
+
+absl::string_view MessageView::Flatten(std::string* scratch) const {
+  if (contiguous()) return first_;
+  CopyTo(scratch);
+  return *scratch;
+}
+
+void MessageView::CopyTo(std::string* out) const {
+  out->reserve(size());
+  out->assign(first_.data(), first_.size());
+  out->append(second_.data(), second_.size());
 }
 
 absl::Status Queue::Put(absl::string_view message, absl::Duration timeout) {
@@ -223,22 +290,6 @@ absl::Status Queue::Put(absl::string_view message, absl::Duration timeout) {
 
 absl::Status Queue::TryPut(absl::string_view message) {
   return PutImpl(message, Deadline::Never(), /*wait=*/false);
-}
-
-absl::StatusOr<std::string> Queue::Get(absl::Duration timeout) {
-  std::string message;
-  TASKFORK_RETURN_IF_ERROR(GetImpl(&message, Deadline::After(timeout), true));
-  return message;
-}
-
-absl::Status Queue::GetInto(std::string* message, absl::Duration timeout) {
-  return GetImpl(message, Deadline::After(timeout), /*wait=*/true);
-}
-
-absl::StatusOr<std::string> Queue::TryGet() {
-  std::string message;
-  TASKFORK_RETURN_IF_ERROR(GetImpl(&message, Deadline::Never(), false));
-  return message;
 }
 
 void Queue::Close() {

@@ -5,6 +5,10 @@
 //   TASKFORK_ASSIGN_OR_RETURN(Queue queue, Queue::Create(QueueOptions()));
 //   if (::fork() == 0) { queue.Put("result of the child"); ::_exit(0); }
 //   TASKFORK_ASSIGN_OR_RETURN(std::string message, queue.Get(absl::Seconds(10)));
+//   // Or without copying it out: read it in place in shared memory.
+//   TASKFORK_RETURN_IF_ERROR(queue.Consume([](const MessageView& m) {
+//     return Use(m.first(), m.second());  // second() is empty unless it wrapped
+//   }));
 //
 // Semantics (like Python's multiprocessing.Queue, minus the feeder thread):
 //
@@ -23,8 +27,8 @@
 // half-way through a message) therefore never makes a partial message
 // visible, never loses a message another process already got, and never
 // blocks the others: the next locker gets EOWNERDEAD and carries on.
-// A message a consumer was killed while reading stays in the queue for the
-// next consumer.
+// A message a consumer was killed while reading (in Get or in Consume's
+// callback) stays in the queue for the next consumer.
 //
 // Waiting: a blocked Put/Get spins briefly (adaptively), then sleeps on a
 // futex; it also wakes by itself every 100 ms to re-check (which covers a
@@ -39,6 +43,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/status_macros.h"
@@ -53,6 +58,30 @@ struct QueueShared;  // the segment's header (queue.cc)
 namespace taskfork::ipc {
 
 class WaitTarget;
+
+// A message read in place from a queue's shared memory (Queue::Consume): at
+// most two pieces, because a message that wraps around the end of the ring
+// is split there. Valid only during the callback it is passed to.
+class MessageView {
+ public:
+  MessageView(absl::string_view first, absl::string_view second)
+      : first_(first), second_(second) {}
+
+  size_t size() const { return first_.size() + second_.size(); }
+  bool empty() const { return size() == 0; }
+  // The message's bytes: first() then second() (empty unless it wrapped).
+  absl::string_view first() const { return first_; }
+  absl::string_view second() const { return second_; }
+  bool contiguous() const { return second_.empty(); }
+  // The whole message as one view: first() itself when it is contiguous,
+  // otherwise a copy into *scratch.
+  absl::string_view Flatten(std::string* scratch) const;
+  // Copies the message into *out (replacing its contents).
+  void CopyTo(std::string* out) const;
+
+ private:
+  absl::string_view first_, second_;
+};
 
 struct QueueOptions {
   // Bytes of message storage, rounded up to a power of two (at least 64).
@@ -113,9 +142,28 @@ class Queue {
   // Get without waiting: kUnavailable if the queue is empty now.
   absl::StatusOr<std::string> TryGet();
 
+  // Zero-copy Get: waits up to `timeout` for the oldest message, calls
+  // `fn` with it in place in shared memory (no copy), then removes it and
+  // returns what `fn` returned. The message is removed whatever `fn`
+  // returns; if `fn` throws, the exception propagates and the message stays
+  // in the queue, as it does when the process dies inside `fn` (the next
+  // consumer gets it). Other consumers wait while `fn` runs (it holds the
+  // consumers' lock), and its bytes' room is not free for producers until it
+  // returns: keep `fn` short, and do not call this queue's Get or Consume
+  // from it. Errors otherwise as Get's.
+  absl::Status Consume(absl::FunctionRef<absl::Status(const MessageView&)> fn,
+                       absl::Duration timeout = absl::InfiniteDuration());
+  // Consume without waiting: kUnavailable if the queue is empty now.
+  absl::Status TryConsume(
+      absl::FunctionRef<absl::Status(const MessageView&)> fn);
+
   // Typed Put and Get through //serialize (T: serialize::kIsSerializable).
   // GetValue also returns Decode's errors (kInvalidArgument for bytes of
   // another type, kDataLoss for corrupt bytes); the message is consumed.
+  // It copies the bytes out and decodes after releasing the consumers' lock,
+  // so consumers decode in parallel; to decode in place instead (one copy
+  // fewer, with the lock held), call Decode<T>(m.Flatten(&scratch)) in
+  // Consume.
   template <typename T>
   absl::Status PutValue(const T& value,
                         absl::Duration timeout = absl::InfiniteDuration()) {
@@ -152,8 +200,13 @@ class Queue {
                      const ipc_internal::Deadline& deadline);
   absl::Status PutImpl(absl::string_view message,
                        const ipc_internal::Deadline& deadline, bool wait);
-  absl::Status GetImpl(std::string* message,
-                       const ipc_internal::Deadline& deadline, bool wait);
+  // Waits for a message, then `take`s it with the consumers' lock held.
+  template <typename Take>
+  absl::Status GetImpl(const char* what, const ipc_internal::Deadline& deadline,
+                       bool wait, Take take);
+  absl::Status ConsumeImpl(
+      absl::FunctionRef<absl::Status(const MessageView&)> fn,
+      const ipc_internal::Deadline& deadline, bool wait);
 
   SharedMemory shm_;
   ipc_internal::QueueShared* shared_ = nullptr;

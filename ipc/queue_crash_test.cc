@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
@@ -81,9 +82,9 @@ void Fail(Board* board, const std::string& what) {
   }
 }
 
-// Checks one delivered message; records it as seen. False on any problem.
-bool Check(Board* board, const std::string& m) {
-  Header h;
+// Checks that a delivered message is whole; sets *h to its header.
+bool Verify(Board* board, absl::string_view m, Header* header) {
+  Header& h = *header;
   if (m.size() < sizeof(h)) {
     Fail(board, absl::StrCat("short message of ", m.size(), " bytes"));
     return false;
@@ -95,6 +96,11 @@ bool Check(Board* board, const std::string& m) {
                              " size ", h.size, " of ", m.size()));
     return false;
   }
+  return true;
+}
+
+// Records a verified message as seen. False if it was seen before.
+bool MarkSeen(Board* board, const Header& h) {
   const uint64_t bit = uint64_t{h.id} * kMaxSeq + h.seq;
   const uint64_t mask = uint64_t{1} << (bit % 64);
   if (board->seen[bit / 64].fetch_or(mask) & mask) {
@@ -103,6 +109,12 @@ bool Check(Board* board, const std::string& m) {
   }
   board->consumed.fetch_add(1, std::memory_order_relaxed);
   return true;
+}
+
+// Checks one delivered message; records it as seen. False on any problem.
+bool Check(Board* board, absl::string_view m) {
+  Header h;
+  return Verify(board, m, &h) && MarkSeen(board, h);
 }
 
 [[noreturn]] void Producer(Queue& queue, Board* board, uint32_t id) {
@@ -118,15 +130,31 @@ bool Check(Board* board, const std::string& m) {
   for (;;) ::pause();  // done: wait to be killed
 }
 
-[[noreturn]] void Consumer(Queue& queue, Board* board) {
-  std::string m;
+// Takes messages with Get (a copy) and with the zero-copy Consume, at
+// random. A message read in place is verified there (where a kill leaves it
+// in the queue for the next consumer) and marked seen once Consume has
+// removed it.
+[[noreturn]] void Consumer(Queue& queue, Board* board, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string m, scratch;
   for (;;) {
-    const absl::Status s = queue.GetInto(&m);
+    absl::Status s;
+    Header h;
+    bool whole = true;
+    if (rng() % 2 == 0) {
+      s = queue.GetInto(&m);
+      whole = s.ok() && Verify(board, m, &h);
+    } else {
+      s = queue.Consume([&](const MessageView& view) {
+        whole = Verify(board, view.Flatten(&scratch), &h);
+        return absl::OkStatus();
+      });
+    }
     if (!s.ok()) {
       Fail(board, absl::StrCat("consumer: ", s.ToString()));
       ::_exit(3);
     }
-    if (!Check(board, m)) ::_exit(3);
+    if (!whole || !MarkSeen(board, h)) ::_exit(3);
   }
 }
 
@@ -152,7 +180,7 @@ TEST(QueueCrash, RandomKillsNeverCorruptOrWedgeTheQueue) {
     const pid_t pid = ::fork();
     if (pid == 0) {
       if (producer) Producer(*queue, board, id);
-      Consumer(*queue, board);
+      Consumer(*queue, board, static_cast<uint32_t>(::getpid()));
     }
     return pid;
   };
@@ -224,6 +252,29 @@ QueueOptions SmallQueue() {
   QueueOptions options;
   options.capacity_bytes = 4096;
   return options;
+}
+
+TEST(QueueCrash, ConsumerKilledInsideConsumeLeavesTheMessageForTheNext) {
+  auto queue = Queue::Create(SmallQueue());
+  ASSERT_THAT(queue, IsOk());
+  ASSERT_THAT(queue->Put("first"), IsOk());
+  ASSERT_THAT(queue->Put("second"), IsOk());
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    (void)queue->Consume([](const MessageView& view) -> absl::Status {
+      if (view.first() == "first") ::raise(SIGKILL);
+      ::_exit(3);
+    });
+    ::_exit(4);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  // The dead consumer held the consumers' lock and had not freed "first".
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("first"));
+  EXPECT_EQ(queue->recovered_lock_count(), 1);
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("second"));
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
 }
 
 TEST(QueueCrash, ProducerKilledAfterPublishingBeforeTailIsAdopted) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -369,6 +370,126 @@ TEST(Queue, OpenedHandleSharesState) {
   EXPECT_THAT(opened->Get(), IsOkAndHolds("x"));
   opened->Close();
   EXPECT_TRUE(queue->closed());
+}
+
+// Consume's callback that appends the message to *out.
+auto AppendTo(std::string* out) {
+  return [out](const MessageView& view) {
+    view.CopyTo(out);
+    return absl::OkStatus();
+  };
+}
+
+TEST(Queue, ConsumeReadsInPlaceInFifoOrderAlsoWhenWrapped) {
+  // 1 KiB ring, messages of varied sizes: many wrap around its end.
+  auto queue = Queue::Create(Capacity(1024));
+  ASSERT_THAT(queue, IsOk());
+  int wrapped = 0;
+  std::string scratch = "untouched";
+  for (int i = 0; i < 500; ++i) {
+    const std::string m = Message(i).substr(0, 300);
+    ASSERT_THAT(queue->Put(m), IsOk());
+    if (i % 3 == 0) {  // interleaved with copying Gets
+      ASSERT_THAT(queue->Get(), IsOkAndHolds(m));
+      continue;
+    }
+    ASSERT_THAT(queue->Consume([&](const MessageView& view) {
+      EXPECT_EQ(view.size(), m.size());
+      EXPECT_EQ(view.empty(), m.empty());
+      EXPECT_EQ(absl::StrCat(view.first(), view.second()), m);
+      std::string copy = "old contents";
+      view.CopyTo(&copy);
+      EXPECT_EQ(copy, m);
+      if (view.contiguous()) {
+        EXPECT_TRUE(view.second().empty());
+        // In place: the view itself, no copy.
+        EXPECT_EQ(view.Flatten(&scratch).data(), view.first().data());
+      } else {
+        ++wrapped;
+        EXPECT_FALSE(view.first().empty());
+        EXPECT_EQ(view.Flatten(&scratch), m);
+        EXPECT_EQ(scratch, m);
+      }
+      return absl::OkStatus();
+    }), IsOk()) << i;
+  }
+  EXPECT_GT(wrapped, 10);
+  EXPECT_THAT(queue->TryGet(), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(queue->used_bytes(), 0);
+}
+
+TEST(Queue, ConsumeReturnsTheCallbacksErrorAndRemovesTheMessage) {
+  auto queue = Queue::Create(Capacity(4096));
+  ASSERT_THAT(queue, IsOk());
+  ASSERT_THAT(queue->Put("poison"), IsOk());
+  ASSERT_THAT(queue->Put("next"), IsOk());
+  EXPECT_THAT(queue->Consume([](const MessageView& view) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot use ", view.first()));
+  }),
+              StatusIs(absl::StatusCode::kInvalidArgument, "cannot use poison"));
+  std::string out;
+  EXPECT_THAT(queue->TryConsume(AppendTo(&out)), IsOk());
+  EXPECT_EQ(out, "next");
+}
+
+TEST(Queue, ConsumeCallbackThatThrowsLeavesTheMessageAndTheLock) {
+  auto queue = Queue::Create(Capacity(4096));
+  ASSERT_THAT(queue, IsOk());
+  ASSERT_THAT(queue->Put("kept"), IsOk());
+  EXPECT_THROW((void)queue->Consume([](const MessageView&) -> absl::Status {
+    throw std::runtime_error("callback failed");
+  }),
+               std::runtime_error);
+  // The consumers' lock was released (no recovery needed), the message kept.
+  EXPECT_THAT(queue->Get(absl::Seconds(10)), IsOkAndHolds("kept"));
+  EXPECT_EQ(queue->recovered_lock_count(), 0);
+}
+
+TEST(Queue, ConsumeTimeoutsEmptyAndClosed) {
+  auto queue = Queue::Create(Capacity(4096));
+  ASSERT_THAT(queue, IsOk());
+  std::string out;
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(queue->Consume(AppendTo(&out), absl::Milliseconds(50)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       HasSubstr("Queue::Consume: still empty")));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+  EXPECT_THAT(queue->TryConsume(AppendTo(&out)),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("Queue::TryConsume: the queue is empty")));
+  ASSERT_THAT(queue->Put("last"), IsOk());
+  queue->Close();
+  EXPECT_THAT(queue->Consume(AppendTo(&out)), IsOk());
+  EXPECT_EQ(out, "last");
+  EXPECT_THAT(queue->Consume(AppendTo(&out)),
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("closed and empty")));
+  EXPECT_THAT(queue->TryConsume(AppendTo(&out)),
+              StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_EQ(out, "last");
+}
+
+TEST(Queue, ConsumeFreesRoomForABlockedProducerInAnotherProcess) {
+  // The queue holds one message at a time: each Consume must wake the child
+  // waiting in Put.
+  auto queue = Queue::Create(Capacity(4096));
+  ASSERT_THAT(queue, IsOk());
+  constexpr int kCount = 300;
+  const pid_t child = ForkChild([&] {
+    for (int i = 0; i < kCount; ++i) {
+      std::string m = Message(i);
+      m.resize(3000, '.');
+      if (!queue->Put(m).ok()) return 1;
+    }
+    return 0;
+  });
+  for (int i = 0; i < kCount; ++i) {
+    std::string out;
+    ASSERT_THAT(queue->Consume(AppendTo(&out), absl::Seconds(30)), IsOk());
+    std::string m = Message(i);
+    m.resize(3000, '.');
+    ASSERT_EQ(out, m) << i;
+  }
+  EXPECT_EQ(WaitExit(child), 0);
 }
 
 TEST(Queue, TypedValuesThroughSerialize) {

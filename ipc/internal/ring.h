@@ -5,6 +5,8 @@
 //   RingView ring(indices, data, capacity);
 //   if (ring.TryPush("hello")) indices->readable.Notify();
 //   std::string out; if (ring.TryPop(&out)) indices->writable.Notify();
+//   absl::string_view a, b;  // or read it in place, then free it
+//   if (uint64_t next = ring.Peek(&a, &b)) { Use(a, b); ring.Free(next); }
 //
 // Layout: a record is an 8-byte header word followed by the payload, padded
 // to 8 bytes; records wrap around the end of the buffer (a header never
@@ -38,6 +40,7 @@
 #ifndef TASKFORK_IPC_INTERNAL_RING_H_
 #define TASKFORK_IPC_INTERNAL_RING_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -111,6 +114,31 @@ class RingView {
     CopyOut(head + kRecordHeader, out, length);
     ix.head.store(head + RecordSize(length), std::memory_order_release);
     return true;
+  }
+
+  // The oldest message, in place: sets *first and *second to its bytes
+  // (*second is empty unless the record wraps around the end of the buffer)
+  // and returns the position after it, to pass to Free() once the bytes are
+  // no longer needed; returns 0 if there is no message. The bytes stay valid
+  // and unchanged until Free(): producers never write below head + capacity.
+  uint64_t Peek(absl::string_view* first, absl::string_view* second) const {
+    const uint64_t head = indices_->head.load(std::memory_order_relaxed);
+    const uint64_t header = LoadHeader(head);
+    if (!Ready(head, header)) {
+      CheckNotReady(head, header);
+      return 0;
+    }
+    const uint64_t length = header & kLengthMask;
+    if (length > max_message_size()) CorruptRecord(head, header);
+    const uint64_t offset = (head + kRecordHeader) & (capacity_ - 1);
+    const uint64_t in_first = std::min<uint64_t>(length, capacity_ - offset);
+    *first = absl::string_view(data_ + offset, in_first);
+    *second = absl::string_view(data_, length - in_first);
+    return head + RecordSize(length);
+  }
+  // Frees the message Peek() returned `next` for (one release store of head).
+  void Free(uint64_t next) {
+    indices_->head.store(next, std::memory_order_release);
   }
 
   // The steps of TryPush, for tests that kill a producer between them.

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "gtest/gtest.h"
 
 namespace taskfork::ipc_internal {
@@ -62,6 +64,63 @@ TEST(Ring, FifoOverManyLapsWithVariedSizes) {
     }
   }
   EXPECT_GT(ring.indices->tail.load(), 100 * ring.view.capacity());  // many laps
+}
+
+TEST(Ring, PeekReadsInPlaceInOneOrTwoPiecesUntilFree) {
+  TestRing ring(256);
+  std::mt19937 rng(5);
+  std::deque<std::string> expected;
+  int wrapped = 0;
+  for (int step = 0; step < 20000; ++step) {
+    if (rng() % 2 == 0) {
+      const std::string m = Message(rng, rng() % 120);
+      const bool fits = ring.view.Writable(m.size());
+      ASSERT_EQ(ring.view.TryPush(m), fits) << step;
+      if (fits) expected.push_back(m);
+      continue;
+    }
+    absl::string_view first, second;
+    const uint64_t next = ring.view.Peek(&first, &second);
+    ASSERT_EQ(next != 0, !expected.empty()) << step;
+    if (next == 0) continue;
+    const std::string got = absl::StrCat(first, second);
+    ASSERT_EQ(got, expected.front()) << step;
+    // The pieces are the ring's own bytes, the second from its start.
+    ASSERT_GE(first.data(), ring.data());
+    ASSERT_LE(first.data() + first.size(), ring.data() + 256);
+    if (!second.empty()) {
+      ++wrapped;
+      ASSERT_EQ(second.data(), ring.data());
+      ASSERT_EQ(first.data() + first.size(), ring.data() + 256);
+    }
+    // Until Free() the message stays: peeking again finds it, and it
+    // counts against the room producers see.
+    absl::string_view again_first, again_second;
+    ASSERT_EQ(ring.view.Peek(&again_first, &again_second), next);
+    ASSERT_EQ(again_first.data(), first.data());
+    ASSERT_FALSE(ring.view.Writable(ring.view.max_message_size()));
+    ring.view.Free(next);
+    expected.pop_front();
+  }
+  EXPECT_GT(wrapped, 100);
+}
+
+TEST(Ring, PeekedRecordIsNotOverwrittenByAFullRing) {
+  // The producer fills every byte the peeked record does not hold; the
+  // peeked bytes do not change.
+  TestRing ring(256);
+  ASSERT_TRUE(ring.view.TryPush(std::string(100, 'a')));
+  absl::string_view first, second;
+  const uint64_t next = ring.view.Peek(&first, &second);
+  ASSERT_NE(next, 0u);
+  ASSERT_TRUE(ring.view.TryPush(std::string(256 - 8 - 104 - 8, 'b')));
+  EXPECT_FALSE(ring.view.TryPush(""));
+  EXPECT_EQ(absl::StrCat(first, second), std::string(100, 'a'));
+  ring.view.Free(next);
+  std::string out;
+  ASSERT_TRUE(ring.view.TryPop(&out));
+  EXPECT_EQ(out, std::string(256 - 8 - 104 - 8, 'b'));
+  EXPECT_EQ(ring.view.Peek(&first, &second), 0u);
 }
 
 TEST(Ring, RecordEndingExactlyOneCapacityAfterHeadNeedsNoTerminator) {
