@@ -185,7 +185,6 @@ absl::Status Queue::GetImpl(const char* what, const Deadline& deadline,
     if (!LockOrRecover(shared_->consumer_mu, deadline)) {
       return absl::DeadlineExceededError(absl::StrCat("Queue::", what, ": timed out"));
     }
-    absl::Status result;
     bool popped;
     {
       // Unlocks also when `take` throws (Consume's callback).
@@ -193,10 +192,10 @@ absl::Status Queue::GetImpl(const char* what, const Deadline& deadline,
         RobustMutex& mu;
         ~Unlock() { mu.Unlock(); }
       } unlock{shared_->consumer_mu};
-      popped = take(&result);
+      popped = take();
       if (!popped && shared_->closed.load(std::memory_order_acquire)) {
         // Close() happened after every Put it lets through: look once more.
-        popped = take(&result);
+        popped = take();
         if (!popped) {
           return absl::OutOfRangeError(absl::StrCat(
               "Queue::", what, ": the queue is closed and empty"));
@@ -208,7 +207,7 @@ absl::Status Queue::GetImpl(const char* what, const Deadline& deadline,
     }
     if (popped) {
       shared_->ring.writable.Notify();
-      return result;
+      return absl::OkStatus();
     }
     if (!wait) {
       return absl::UnavailableError(
@@ -231,7 +230,7 @@ absl::Status Queue::GetImpl(const char* what, const Deadline& deadline,
 
 absl::Status Queue::GetInto(std::string* message, absl::Duration timeout) {
   return GetImpl("Get", Deadline::After(timeout), /*wait=*/true,
-                 [&](absl::Status*) { return ring_.TryPop(message); });
+                 [&] { return ring_.TryPop(message); });
 }
 
 absl::StatusOr<std::string> Queue::Get(absl::Duration timeout) {
@@ -244,21 +243,23 @@ absl::StatusOr<std::string> Queue::TryGet() {
   std::string message;
   TASKFORK_RETURN_IF_ERROR(
       GetImpl("Get", Deadline::Never(), /*wait=*/false,
-              [&](absl::Status*) { return ring_.TryPop(&message); }));
+              [&] { return ring_.TryPop(&message); }));
   return message;
 }
 
 absl::Status Queue::ConsumeImpl(
     absl::FunctionRef<absl::Status(const MessageView&)> fn,
     const Deadline& deadline, bool wait) {
-  return GetImpl("Consume", deadline, wait, [&](absl::Status* result) {
+  absl::Status result;
+  TASKFORK_RETURN_IF_ERROR(GetImpl("Consume", deadline, wait, [&] {
     absl::string_view first, second;
     const uint64_t next = ring_.Peek(&first, &second);
     if (next == 0) return false;
-    *result = fn(MessageView(first, second));
+    result = fn(MessageView(first, second));
     ring_.Free(next);
     return true;
-  });
+  }));
+  return result;
 }
 
 absl::Status Queue::Consume(
