@@ -163,6 +163,39 @@ absl::Status Pipe::RecvSlow(std::string* message, absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+absl::Status Pipe::Consume(
+    absl::FunctionRef<absl::Status(const MessageView&)> fn,
+    absl::Duration timeout) {
+  if (state_ == nullptr) return ClosedEnd("Consume");
+  thread_local ipc_internal::Spinner spinner;
+  absl::string_view first, second;
+  uint64_t next = recv_.Peek(&first, &second);
+  const bool waited = next == 0;
+  if (ABSL_PREDICT_FALSE(waited)) {
+    RingIndices& ix = *recv_.indices();
+    const Deadline deadline = Deadline::After(timeout);
+    do {
+      const WaitResult result = ipc_internal::WaitFor(
+          ix.readable, [&] { return recv_.Readable(); }, deadline, &spinner,
+          [&] { return !PeerAlive(); });
+      if (result != WaitResult::kReady) {
+        // A peer may send and then exit: what it sent is still delivered.
+        next = recv_.Peek(&first, &second);
+        if (next != 0) break;
+        if (result == WaitResult::kAborted) return PeerGone("Consume");
+        return absl::DeadlineExceededError(
+            "Pipe::Consume: no message arrived before the deadline");
+      }
+      next = recv_.Peek(&first, &second);
+    } while (next == 0);
+  }
+  absl::Status status = fn(MessageView(first, second));
+  recv_.Free(next);
+  recv_.indices()->writable.Notify();
+  if (waited) spinner.Learn(recv_.Readable());
+  return status;
+}
+
 absl::StatusOr<std::string> Pipe::Recv(absl::Duration timeout) {
   std::string message;
   TASKFORK_RETURN_IF_ERROR(RecvInto(&message, timeout));

@@ -14,7 +14,7 @@
 // sees the hang-up. As with kernel pipes, after fork() each process must
 // Close() the end it does not use, or it keeps that end alive.
 //
-//   | situation                           | Send                 | Recv / Poll              |
+//   | situation                           | Send                 | Recv / Consume / Poll    |
 //   |-------------------------------------|----------------------|--------------------------|
 //   | room / a message waiting            | sends                | returns it / true        |
 //   | full / empty, peer alive            | waits (timeout:      | waits (timeout:          |
@@ -35,6 +35,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -42,6 +43,7 @@
 #include "base/fd.h"
 #include "base/status_macros.h"
 #include "ipc/internal/ring.h"
+#include "ipc/message_view.h"
 #include "ipc/shared_memory.h"
 #include "serialize/serialize.h"
 
@@ -92,6 +94,15 @@ class Pipe {
   // As Recv, into `*message` (reusing its buffer; unchanged on error).
   absl::Status RecvInto(std::string* message,
                         absl::Duration timeout = absl::InfiniteDuration());
+
+  // Zero-copy Recv: waits up to `timeout` for the oldest message, calls
+  // `fn` with it in place in shared memory (no copy), then removes it and
+  // returns what `fn` returned. The message is removed whatever `fn`
+  // returns; if `fn` throws, the exception propagates and the message stays.
+  // Its room is not free for the sender until `fn` returns; do not receive
+  // on this end from `fn`. Errors otherwise as Recv's.
+  absl::Status Consume(absl::FunctionRef<absl::Status(const MessageView&)> fn,
+                       absl::Duration timeout = absl::InfiniteDuration());
 
   // Whether a message can be received now, waiting up to `timeout` for one:
   // true if one is waiting, false at the deadline. Errors: kUnavailable (the

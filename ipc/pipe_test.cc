@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -232,6 +233,93 @@ TEST(Pipe, ParentKilledWhileChildReceives) {
   EXPECT_EQ(WaitExit(middle), 128 + SIGKILL);
   EXPECT_THAT(report->first.Recv(absl::Seconds(30)),
               IsOkAndHolds("hello from the parent|UNAVAILABLE"));
+}
+
+// Consume's callback that appends the message to *out.
+auto AppendTo(std::string* out) {
+  return [out](const MessageView& view) {
+    view.CopyTo(out);
+    return absl::OkStatus();
+  };
+}
+
+TEST(Pipe, ConsumeReadsInPlaceFromAForkedSenderAlsoWhenWrapped) {
+  // A 4 KiB ring and messages of up to 1500 bytes: many wrap, and the
+  // sender blocks on a full ring, so each Consume must wake it.
+  auto ends = Pipe::Create(Capacity(4096));
+  ASSERT_THAT(ends, IsOk());
+  auto& [parent, child] = *ends;
+  auto message = [](int i) {
+    std::string m = absl::StrCat(i, ":");
+    m.resize((i * 7919) % 1500, static_cast<char>('a' + i % 26));
+    return m;
+  };
+  constexpr int kCount = 2000;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    parent.Close();
+    for (int i = 0; i < kCount; ++i) {
+      if (!child.Send(message(i)).ok()) ::_exit(1);
+    }
+    ::_exit(0);
+  }
+  child.Close();
+  int wrapped = 0;
+  std::string scratch;
+  for (int i = 0; i < kCount; ++i) {
+    std::string got;
+    ASSERT_THAT(parent.Consume(
+                    [&](const MessageView& view) {
+                      if (!view.contiguous()) ++wrapped;
+                      got = std::string(view.Flatten(&scratch));
+                      return absl::OkStatus();
+                    },
+                    absl::Seconds(30)),
+                IsOk());
+    ASSERT_EQ(got, message(i)) << i;
+  }
+  EXPECT_GT(wrapped, 10);
+  EXPECT_EQ(WaitExit(pid), 0);
+  // The sender exited: nothing is left.
+  std::string out;
+  EXPECT_THAT(parent.Consume(AppendTo(&out), absl::Seconds(10)),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("Pipe::Consume: the other end")));
+}
+
+TEST(Pipe, ConsumeErrorsTimeoutAndClosedEnd) {
+  auto ends = Pipe::Create(Capacity(4096));
+  ASSERT_THAT(ends, IsOk());
+  auto& [a, b] = *ends;
+  std::string out;
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(a.Consume(AppendTo(&out), absl::Milliseconds(50)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       HasSubstr("Pipe::Consume: no message")));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
+  // The callback's error is returned and the message removed.
+  ASSERT_THAT(b.Send("poison"), IsOk());
+  ASSERT_THAT(b.Send("next"), IsOk());
+  EXPECT_THAT(a.Consume([](const MessageView& view) {
+    return absl::DataLossError(absl::StrCat("bad ", view.first()));
+  }),
+              StatusIs(absl::StatusCode::kDataLoss, "bad poison"));
+  // A callback that throws leaves the message.
+  EXPECT_THROW((void)a.Consume([](const MessageView&) -> absl::Status {
+    throw std::runtime_error("callback failed");
+  }),
+               std::runtime_error);
+  EXPECT_THAT(a.Recv(), IsOkAndHolds("next"));
+  // The peer sends its last words and closes: they are still delivered.
+  ASSERT_THAT(b.Send("last words"), IsOk());
+  b.Close();
+  EXPECT_THAT(a.Consume(AppendTo(&out)), IsOk());
+  EXPECT_EQ(out, "last words");
+  EXPECT_THAT(a.Consume(AppendTo(&out)), StatusIs(absl::StatusCode::kUnavailable));
+  a.Close();
+  EXPECT_THAT(a.Consume(AppendTo(&out)),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("Pipe::Consume: this end is closed")));
 }
 
 TEST(Pipe, TypedValues) {

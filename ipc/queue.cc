@@ -273,18 +273,6 @@ absl::Status Queue::TryConsume(
   return ConsumeImpl(fn, Deadline::Never(), /*wait=*/false);
 }
 
-absl::string_view MessageView::Flatten(std::string* scratch) const {
-  if (contiguous()) return first_;
-  CopyTo(scratch);
-  return *scratch;
-}
-
-void MessageView::CopyTo(std::string* out) const {
-  out->reserve(size());
-  out->assign(first_.data(), first_.size());
-  out->append(second_.data(), second_.size());
-}
-
 absl::Status Queue::Put(absl::string_view message, absl::Duration timeout) {
   return PutImpl(message, Deadline::After(timeout), /*wait=*/true);
 }

@@ -48,6 +48,7 @@
 #include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "ipc/internal/ring.h"
+#include "ipc/message_view.h"
 #include "ipc/shared_memory.h"
 #include "serialize/serialize.h"
 
@@ -59,29 +60,6 @@ namespace taskfork::ipc {
 
 class WaitTarget;
 
-// A message read in place from a queue's shared memory (Queue::Consume): at
-// most two pieces, because a message that wraps around the end of the ring
-// is split there. Valid only during the callback it is passed to.
-class MessageView {
- public:
-  MessageView(absl::string_view first, absl::string_view second)
-      : first_(first), second_(second) {}
-
-  size_t size() const { return first_.size() + second_.size(); }
-  bool empty() const { return size() == 0; }
-  // The message's bytes: first() then second() (empty unless it wrapped).
-  absl::string_view first() const { return first_; }
-  absl::string_view second() const { return second_; }
-  bool contiguous() const { return second_.empty(); }
-  // The whole message as one view: first() itself when it is contiguous,
-  // otherwise a copy into *scratch.
-  absl::string_view Flatten(std::string* scratch) const;
-  // Copies the message into *out (replacing its contents).
-  void CopyTo(std::string* out) const;
-
- private:
-  absl::string_view first_, second_;
-};
 
 struct QueueOptions {
   // Bytes of message storage, rounded up to a power of two (at least 64).
