@@ -63,12 +63,6 @@ void RingView::CopyInStreaming(uint64_t offset, const char* from, size_t size) {
 #endif
 }
 
-void RingView::CopyOutWrapped(uint64_t offset, std::string* to, size_t size) {
-  const size_t first = capacity_ - offset;
-  to->assign(data_ + offset, first);
-  to->append(data_, size - first);
-}
-
 void RingView::CheckNotReady(uint64_t position, uint64_t header) const {
   CHECK(header == 0 || Ready(position - capacity_, header))
       << "corrupt ring header at " << position << ": " << header;

@@ -100,19 +100,17 @@ class RingView {
     AdvanceTail(next);
     return true;
   }
-  // Removes the oldest message into *out (replacing its contents).
+  // Removes the oldest message into *out (replacing its contents): Peek(),
+  // copy, Free().
   bool TryPop(std::string* out) {
-    RingIndices& ix = *indices_;
-    const uint64_t head = ix.head.load(std::memory_order_relaxed);
-    const uint64_t header = LoadHeader(head);
-    if (!Ready(head, header)) {
-      CheckNotReady(head, header);
-      return false;
+    absl::string_view first, second;
+    const uint64_t next = Peek(&first, &second);
+    if (next == 0) return false;
+    out->assign(first.data(), first.size());
+    if (ABSL_PREDICT_FALSE(!second.empty())) {
+      out->append(second.data(), second.size());
     }
-    const uint64_t length = header & kLengthMask;
-    if (length > max_message_size()) CorruptRecord(head, header);
-    CopyOut(head + kRecordHeader, out, length);
-    ix.head.store(head + RecordSize(length), std::memory_order_release);
+    Free(next);
     return true;
   }
 
@@ -239,21 +237,12 @@ class RingView {
       CopyInWrapped(offset, from, size);
     }
   }
-  void CopyOut(uint64_t position, std::string* to, size_t size) {
-    const uint64_t offset = position & (capacity_ - 1);
-    if (ABSL_PREDICT_TRUE(size <= capacity_ - offset)) {
-      to->assign(data_ + offset, size);
-    } else {
-      CopyOutWrapped(offset, to, size);
-    }
-  }
   void CopyInWrapped(uint64_t offset, const char* from, size_t size);
   // Copies with non-temporal stores (x86), then a store fence: the bytes go
   // to memory instead of staying dirty in this core's cache, where the
   // consumer's core would have to fetch them line by line.
   void CopyInStreaming(uint64_t offset, const char* from, size_t size);
-  void CopyOutWrapped(uint64_t offset, std::string* to, size_t size);
-  // TryPop found no record: CHECK-fails unless the word is a terminator or
+  // Peek found no record: CHECK-fails unless the word is a terminator or
   // the header one lap older (see the top of this file).
   void CheckNotReady(uint64_t position, uint64_t header) const;
   [[noreturn]] void CorruptRecord(uint64_t position, uint64_t header) const;
