@@ -142,23 +142,31 @@ absl::Status Pipe::RecvInto(std::string* message, absl::Duration timeout) {
   return absl::OkStatus();
 }
 
-absl::Status Pipe::RecvSlow(std::string* message, absl::Duration timeout) {
+template <typename Take>
+absl::Status Pipe::AwaitMessage(const char* op, absl::Duration timeout,
+                                ipc_internal::Spinner* spinner, Take take) {
   RingIndices& ix = *recv_.indices();
-  thread_local ipc_internal::Spinner spinner;
   const Deadline deadline = Deadline::After(timeout);
   do {
     const WaitResult result = ipc_internal::WaitFor(
-        ix.readable, [&] { return recv_.Readable(); }, deadline, &spinner,
+        ix.readable, [&] { return recv_.Readable(); }, deadline, spinner,
         [&] { return !PeerAlive(); });
     if (result != WaitResult::kReady) {
       // A peer may send and then exit: what it sent is still delivered.
-      if (recv_.TryPop(message)) break;
-      if (result == WaitResult::kAborted) return PeerGone("Recv");
-      return absl::DeadlineExceededError(
-          "Pipe::Recv: no message arrived before the deadline");
+      if (take()) break;
+      if (result == WaitResult::kAborted) return PeerGone(op);
+      return absl::DeadlineExceededError(absl::StrCat(
+          "Pipe::", op, ": no message arrived before the deadline"));
     }
-  } while (!recv_.TryPop(message));
-  ix.writable.Notify();
+  } while (!take());
+  return absl::OkStatus();
+}
+
+absl::Status Pipe::RecvSlow(std::string* message, absl::Duration timeout) {
+  thread_local ipc_internal::Spinner spinner;
+  TASKFORK_RETURN_IF_ERROR(AwaitMessage(
+      "Recv", timeout, &spinner, [&] { return recv_.TryPop(message); }));
+  recv_.indices()->writable.Notify();
   spinner.Learn(recv_.Readable());
   return absl::OkStatus();
 }
@@ -169,25 +177,12 @@ absl::Status Pipe::Consume(
   if (state_ == nullptr) return ClosedEnd("Consume");
   thread_local ipc_internal::Spinner spinner;
   absl::string_view first, second;
-  uint64_t next = recv_.Peek(&first, &second);
+  auto peek = [&] { return recv_.Peek(&first, &second); };
+  uint64_t next = peek();
   const bool waited = next == 0;
   if (ABSL_PREDICT_FALSE(waited)) {
-    RingIndices& ix = *recv_.indices();
-    const Deadline deadline = Deadline::After(timeout);
-    do {
-      const WaitResult result = ipc_internal::WaitFor(
-          ix.readable, [&] { return recv_.Readable(); }, deadline, &spinner,
-          [&] { return !PeerAlive(); });
-      if (result != WaitResult::kReady) {
-        // A peer may send and then exit: what it sent is still delivered.
-        next = recv_.Peek(&first, &second);
-        if (next != 0) break;
-        if (result == WaitResult::kAborted) return PeerGone("Consume");
-        return absl::DeadlineExceededError(
-            "Pipe::Consume: no message arrived before the deadline");
-      }
-      next = recv_.Peek(&first, &second);
-    } while (next == 0);
+    TASKFORK_RETURN_IF_ERROR(AwaitMessage(
+        "Consume", timeout, &spinner, [&] { return (next = peek()) != 0; }));
   }
   absl::Status status = fn(MessageView(first, second));
   recv_.Free(next);

@@ -140,6 +140,12 @@ class Pipe {
   // Send and RecvInto when the ring is full / empty: wait.
   absl::Status SendSlow(absl::string_view message, absl::Duration timeout);
   absl::Status RecvSlow(std::string* message, absl::Duration timeout);
+  // Waits until `take` (called after each wake-up) takes a message.
+  // Errors: kUnavailable (the peer is gone and nothing is left),
+  // kDeadlineExceeded; both name `op`.
+  template <typename Take>
+  absl::Status AwaitMessage(const char* op, absl::Duration timeout,
+                            ipc_internal::Spinner* spinner, Take take);
 
   std::unique_ptr<State> state_;
   ipc_internal::RingView send_;
