@@ -21,6 +21,7 @@
 namespace taskfork::ipc {
 namespace {
 
+using ::taskfork::ipc_internal::CopyMessageTo;
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;
 using ::taskfork::testing::StatusIs;
@@ -235,14 +236,6 @@ TEST(Pipe, ParentKilledWhileChildReceives) {
               IsOkAndHolds("hello from the parent|UNAVAILABLE"));
 }
 
-// Consume's callback that appends the message to *out.
-auto AppendTo(std::string* out) {
-  return [out](const MessageView& view) {
-    view.CopyTo(out);
-    return absl::OkStatus();
-  };
-}
-
 TEST(Pipe, ConsumeReadsInPlaceFromAForkedSenderAlsoWhenWrapped) {
   // A 4 KiB ring and messages of up to 1500 bytes: many wrap, and the
   // sender blocks on a full ring, so each Consume must wake it.
@@ -282,7 +275,7 @@ TEST(Pipe, ConsumeReadsInPlaceFromAForkedSenderAlsoWhenWrapped) {
   EXPECT_EQ(WaitExit(pid), 0);
   // The sender exited: nothing is left.
   std::string out;
-  EXPECT_THAT(parent.Consume(AppendTo(&out), absl::Seconds(10)),
+  EXPECT_THAT(parent.Consume(CopyMessageTo(&out), absl::Seconds(10)),
               StatusIs(absl::StatusCode::kUnavailable,
                        HasSubstr("Pipe::Consume: the other end")));
 }
@@ -293,7 +286,7 @@ TEST(Pipe, ConsumeErrorsTimeoutAndClosedEnd) {
   auto& [a, b] = *ends;
   std::string out;
   const absl::Time start = absl::Now();
-  EXPECT_THAT(a.Consume(AppendTo(&out), absl::Milliseconds(50)),
+  EXPECT_THAT(a.Consume(CopyMessageTo(&out), absl::Milliseconds(50)),
               StatusIs(absl::StatusCode::kDeadlineExceeded,
                        HasSubstr("Pipe::Consume: no message")));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
@@ -313,11 +306,11 @@ TEST(Pipe, ConsumeErrorsTimeoutAndClosedEnd) {
   // The peer sends its last words and closes: they are still delivered.
   ASSERT_THAT(b.Send("last words"), IsOk());
   b.Close();
-  EXPECT_THAT(a.Consume(AppendTo(&out)), IsOk());
+  EXPECT_THAT(a.Consume(CopyMessageTo(&out)), IsOk());
   EXPECT_EQ(out, "last words");
-  EXPECT_THAT(a.Consume(AppendTo(&out)), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(a.Consume(CopyMessageTo(&out)), StatusIs(absl::StatusCode::kUnavailable));
   a.Close();
-  EXPECT_THAT(a.Consume(AppendTo(&out)),
+  EXPECT_THAT(a.Consume(CopyMessageTo(&out)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("Pipe::Consume: this end is closed")));
 }

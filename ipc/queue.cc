@@ -202,8 +202,7 @@ absl::Status Queue::GetImpl(const char* what, const Deadline& deadline,
         }
       }
       // Readable() only while no other consumer can move head.
-      const bool more = popped && waited && ring_.Readable();
-      if (popped && waited) spinner.Learn(more);
+      if (popped && waited) spinner.Learn(ring_.Readable());
     }
     if (popped) {
       shared_->ring.writable.Notify();

@@ -41,9 +41,9 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/status_macros.h"
@@ -59,7 +59,6 @@ struct QueueShared;  // the segment's header (queue.cc)
 namespace taskfork::ipc {
 
 class WaitTarget;
-
 
 struct QueueOptions {
   // Bytes of message storage, rounded up to a power of two (at least 64).

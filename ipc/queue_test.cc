@@ -30,6 +30,7 @@
 namespace taskfork::ipc {
 namespace {
 
+using ::taskfork::ipc_internal::CopyMessageTo;
 using ::taskfork::ipc_internal::IsNamespaceRefused;
 using ::taskfork::ipc_internal::MountPrivateTmpfs;
 using ::taskfork::ipc_internal::RunfilePath;
@@ -372,14 +373,6 @@ TEST(Queue, OpenedHandleSharesState) {
   EXPECT_TRUE(queue->closed());
 }
 
-// Consume's callback that appends the message to *out.
-auto AppendTo(std::string* out) {
-  return [out](const MessageView& view) {
-    view.CopyTo(out);
-    return absl::OkStatus();
-  };
-}
-
 TEST(Queue, ConsumeReadsInPlaceInFifoOrderAlsoWhenWrapped) {
   // 1 KiB ring, messages of varied sizes: many wrap around its end.
   auto queue = Queue::Create(Capacity(1024));
@@ -428,7 +421,7 @@ TEST(Queue, ConsumeReturnsTheCallbacksErrorAndRemovesTheMessage) {
   }),
               StatusIs(absl::StatusCode::kInvalidArgument, "cannot use poison"));
   std::string out;
-  EXPECT_THAT(queue->TryConsume(AppendTo(&out)), IsOk());
+  EXPECT_THAT(queue->TryConsume(CopyMessageTo(&out)), IsOk());
   EXPECT_EQ(out, "next");
 }
 
@@ -450,20 +443,20 @@ TEST(Queue, ConsumeTimeoutsEmptyAndClosed) {
   ASSERT_THAT(queue, IsOk());
   std::string out;
   const absl::Time start = absl::Now();
-  EXPECT_THAT(queue->Consume(AppendTo(&out), absl::Milliseconds(50)),
+  EXPECT_THAT(queue->Consume(CopyMessageTo(&out), absl::Milliseconds(50)),
               StatusIs(absl::StatusCode::kDeadlineExceeded,
                        HasSubstr("Queue::Consume: still empty")));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(50));
-  EXPECT_THAT(queue->TryConsume(AppendTo(&out)),
+  EXPECT_THAT(queue->TryConsume(CopyMessageTo(&out)),
               StatusIs(absl::StatusCode::kUnavailable,
                        HasSubstr("Queue::TryConsume: the queue is empty")));
   ASSERT_THAT(queue->Put("last"), IsOk());
   queue->Close();
-  EXPECT_THAT(queue->Consume(AppendTo(&out)), IsOk());
+  EXPECT_THAT(queue->Consume(CopyMessageTo(&out)), IsOk());
   EXPECT_EQ(out, "last");
-  EXPECT_THAT(queue->Consume(AppendTo(&out)),
+  EXPECT_THAT(queue->Consume(CopyMessageTo(&out)),
               StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("closed and empty")));
-  EXPECT_THAT(queue->TryConsume(AppendTo(&out)),
+  EXPECT_THAT(queue->TryConsume(CopyMessageTo(&out)),
               StatusIs(absl::StatusCode::kOutOfRange));
   EXPECT_EQ(out, "last");
 }
@@ -484,7 +477,7 @@ TEST(Queue, ConsumeFreesRoomForABlockedProducerInAnotherProcess) {
   });
   for (int i = 0; i < kCount; ++i) {
     std::string out;
-    ASSERT_THAT(queue->Consume(AppendTo(&out), absl::Seconds(30)), IsOk());
+    ASSERT_THAT(queue->Consume(CopyMessageTo(&out), absl::Seconds(30)), IsOk());
     std::string m = Message(i);
     m.resize(3000, '.');
     ASSERT_EQ(out, m) << i;

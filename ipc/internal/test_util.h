@@ -13,6 +13,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "ipc/message_view.h"
 
 namespace taskfork::ipc_internal {
 
@@ -44,6 +45,15 @@ std::vector<std::string> LeftoverTestSegments();
 
 // The path of a binary from the test's `data` (e.g. "ipc/shm_test_helper").
 std::string RunfilePath(const std::string& workspace_relative);
+
+// A Queue::Consume / Pipe::Consume callback that copies the message into
+// *out (replacing its contents).
+inline auto CopyMessageTo(std::string* out) {
+  return [out](const ipc::MessageView& view) {
+    view.CopyTo(out);
+    return absl::OkStatus();
+  };
+}
 
 }  // namespace taskfork::ipc_internal
 
