@@ -87,7 +87,7 @@ class RunBenchmarkTest(unittest.TestCase):
             "serialize", binary("serialize"),
             ["--benchmark_filter=Record", "--benchmark_min_time=0.01"], 120)
         self.assertEqual(set(runs), {
-            "BM_Encode_Record", "BM_Decode_Record",
+            "BM_Encode_Record", "BM_Decode_Record", "BM_Build_Record",
             "BM_Protobuf_Encode_Record", "BM_Protobuf_Decode_Record"})
         for run in runs.values():
             self.assertGreater(run.real_ns, 0)
@@ -197,7 +197,7 @@ class TableTest(unittest.TestCase):
     def test_ratios_and_targets(self):
         rows = compare.make_rows(self.results, self.figures)
         self.assertEqual(self.results.failures, [])
-        self.assertEqual(len(rows), 4)
+        self.assertEqual(len(rows), 5)
         ours = (self.runs["BM_Encode_Record"].cpu_ns +
                 self.runs["BM_Decode_Record"].cpu_ns)
         protobuf = (self.runs["BM_Protobuf_Encode_Record"].cpu_ns +
@@ -208,10 +208,16 @@ class TableTest(unittest.TestCase):
         # A pickle round trip of one second: >= 10x slower, met.
         self.assertAlmostEqual(rows[1].ratios["peer"], ours / 1e9)
         self.assertEqual(rows[1].met, [True])
+        build = self.runs["BM_Build_Record"].cpu_ns
+        self.assertAlmostEqual(rows[1].floor, build)
+        # Decode against the floor: a figure without a target.
+        decode = self.runs["BM_Decode_Record"].cpu_ns
+        self.assertAlmostEqual(rows[2].ratios["floor"], decode / build)
+        self.assertEqual(rows[2].met, [])
         blob = self.runs["BM_Encode_Blob1M"].cpu_ns
         memcpy = self.runs["BM_Memcpy_Blob1M"].cpu_ns
-        self.assertAlmostEqual(rows[2].ratios["floor"], blob / memcpy)
-        self.assertIsNone(rows[2].ratios["peer"])
+        self.assertAlmostEqual(rows[3].ratios["floor"], blob / memcpy)
+        self.assertIsNone(rows[3].ratios["peer"])
 
     def test_rates_compare_higher_is_better(self):
         figure = compare.Figure(
