@@ -110,7 +110,7 @@ uint64_t Key(size_t index, bool result_fd) {
 
 class Runner {
  public:
-  Runner(size_t count, const std::function<std::string(size_t)>& body,
+  Runner(size_t count, const std::function<void(size_t, std::string*)>& body,
          const PcallOptions& options,
          std::vector<fork_internal::RawPcallOutcome>* outcomes)
       : count_(count),
@@ -159,8 +159,9 @@ class Runner {
  private:
   void StartNext() {
     const size_t i = next_++;
-    absl::StatusOr<Process> process = Process::StartWithResultBytes(
-        options_.process_options, [this, i] { return body_(i); });
+    absl::StatusOr<Process> process = Process::StartWithResultInto(
+        options_.process_options,
+        [this, i](std::string* out) { body_(i, out); });
     if (!process.ok()) {
       outcomes_[i].bytes = process.status();
       return;
@@ -272,7 +273,7 @@ class Runner {
   }
 
   const size_t count_;
-  const std::function<std::string(size_t)>& body_;
+  const std::function<void(size_t, std::string*)>& body_;
   const PcallOptions& options_;
   std::vector<fork_internal::RawPcallOutcome>& outcomes_;
   std::vector<std::optional<Process>> processes_;
@@ -286,7 +287,7 @@ class Runner {
 namespace fork_internal {
 
 absl::Status RunPcall(size_t count,
-                      const std::function<std::string(size_t)>& body,
+                      const std::function<void(size_t, std::string*)>& body,
                       const PcallOptions& options,
                       std::vector<RawPcallOutcome>* outcomes) {
   return Runner(count, body, options, outcomes).Run();

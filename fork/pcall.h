@@ -7,7 +7,7 @@
 //   // absl::StatusOr<std::vector<PingResult>>, in argument order
 //
 // Semantics (pyATS's pcall, with C++ types):
-// - One forked child per call (Process::StartWithResultBytes), all started at
+// - One forked child per call (Process::StartWithResultInto), all started at
 //   once unless PcallOptions::max_parallel limits them. Each child runs
 //   `f(args...)` on its copy of the parent's memory (arguments are not copied
 //   or serialized on the way in), and sends the result back through
@@ -107,11 +107,11 @@ struct RawPcallOutcome {
   std::optional<ExitStatus> exit_status;
 };
 
-// Runs `count` children, child i returning `body(i)` as bytes; see the
-// semantics above. Returns the outcomes in order and the timeout status
+// Runs `count` children, child i sending the bytes `body(i, &out)` writes
+// into `out`; see the semantics above. Returns the outcomes in order and the timeout status
 // (OK or kDeadlineExceeded). Runs the join hooks.
 absl::Status RunPcall(size_t count,
-                      const std::function<std::string(size_t)>& body,
+                      const std::function<void(size_t, std::string*)>& body,
                       const PcallOptions& options,
                       std::vector<RawPcallOutcome>* outcomes);
 
@@ -144,8 +144,10 @@ PcallResults<T> PcallTargetsDetailed(std::vector<absl::AnyInvocable<T()>> target
   std::vector<fork_internal::RawPcallOutcome> raw;
   const absl::Status timeout = fork_internal::RunPcall(
       targets.size(),
-      [&targets](size_t i) { return serialize::Encode(targets[i]()); }, options,
-      &raw);
+      [&targets](size_t i, std::string* out) {
+        serialize::EncodeTo(targets[i](), out);
+      },
+      options, &raw);
   PcallResults<T> results;
   results.calls.reserve(raw.size());
   for (size_t i = 0; i < raw.size(); ++i) {

@@ -704,6 +704,73 @@ TEST(Process, EmptyResultIsAResult) {
   EXPECT_THAT(p->TakeResultBytes(), IsOkAndHolds(""));
 }
 
+TEST(Process, ResultIntoStartsEmptyInEveryChild) {
+  // The string a child writes into was allocated before the first fork and
+  // is never written by the parent: each child fills its own copy, so no
+  // child sees what an earlier one wrote.
+  for (int i = 0; i < 3; ++i) {
+    auto p = Process::StartWithResultInto({}, [i](std::string* out) {
+      const std::string seen = *out;  // what the child was handed
+      out->append("child ").append(std::to_string(i));
+      out->append(seen.empty() ? " got an empty string" : " got: " + seen);
+    });
+    ASSERT_THAT(p, IsOk());
+    ASSERT_THAT(p->Join(), IsOk());
+    EXPECT_THAT(p->TakeResultBytes(),
+                IsOkAndHolds(absl::StrCat("child ", i, " got an empty string")));
+  }
+}
+
+TEST(Process, ResultIntoGrowsPastItsReserve) {
+  // Far past the room allocated before the fork: the child's copy grows.
+  auto p = Process::StartWithResultInto({}, [](std::string* out) {
+    for (int i = 0; i < (1 << 20) / 8; ++i) out->append("01234567");
+  });
+  ASSERT_THAT(p, IsOk());
+  ASSERT_THAT(p->Join(), IsOk());
+  absl::StatusOr<std::string> bytes = p->TakeResultBytes();
+  ASSERT_THAT(bytes, IsOk());
+  EXPECT_EQ(bytes->size(), size_t{1} << 20);
+  EXPECT_EQ(bytes->substr(bytes->size() - 8), "01234567");
+}
+
+TEST(Process, ResultIntoOfANestedChildIsItsOwn) {
+  // A child half-way through writing its result starts a result child of
+  // its own: the grandchild is handed an empty string (not the child's
+  // half-written one), and the child's bytes are untouched by it.
+  auto p = Process::StartWithResultInto({}, [](std::string* out) {
+    out->append("child before;");
+    auto grandchild = Process::StartWithResultInto({}, [](std::string* g) {
+      g->append(g->empty() ? "grandchild got an empty string" : "not empty");
+    });
+    if (!grandchild.ok() || !grandchild->Join().ok()) {
+      out->append("grandchild failed");
+      return;
+    }
+    absl::StatusOr<std::string> theirs = grandchild->TakeResultBytes();
+    out->append(theirs.ok() ? *theirs : theirs.status().ToString());
+    out->append(";child after");
+  });
+  ASSERT_THAT(p, IsOk());
+  ASSERT_THAT(p->Join(), IsOk());
+  EXPECT_THAT(p->TakeResultBytes(),
+              IsOkAndHolds("child before;grandchild got an empty string;"
+                           "child after"));
+}
+
+TEST(Process, ResultIntoChildThatThrowsReportsTheException) {
+  // Bytes written before the throw are not sent as a result.
+  auto p = Process::StartWithResultInto({}, [](std::string* out) {
+    out->append("partial");
+    throw std::runtime_error("half-way");
+  });
+  ASSERT_THAT(p, IsOk());
+  absl::StatusOr<ExitStatus> status = p->Join();
+  ASSERT_THAT(status, IsOk());
+  EXPECT_THAT(status->uncaught_exception, HasSubstr("half-way"));
+  EXPECT_THAT(p->TakeResultBytes(), Not(IsOk()));
+}
+
 TEST(Process, HundredMebibyteResultDoesNotDeadlock) {
   constexpr size_t kSize = size_t{100} << 20;
   auto p = Process::StartWithResultBytes({}, [] {

@@ -68,9 +68,10 @@ class ProcessWithResult {
                                                  absl::AnyInvocable<T()> body) {
     TASKFORK_ASSIGN_OR_RETURN(
         Process process,
-        Process::StartWithResultBytes(
-            std::move(options), [body = std::move(body)]() mutable {
-              return serialize::Encode(body());
+        Process::StartWithResultInto(
+            std::move(options),
+            [body = std::move(body)](std::string* out) mutable {
+              serialize::EncodeTo(body(), out);
             }));
     return ProcessWithResult(std::move(process));
   }
