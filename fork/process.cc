@@ -305,12 +305,17 @@ struct ChildPlan {
 
   // The body: from here on the child runs arbitrary user code anyway.
   int code = 0;
-  std::string& result = ChildResultBuffer();  // this child's copy
-  result.clear();
+  // This child's copy of the buffer; a plain child never touches it (its
+  // first use would allocate it here, in the child).
+  std::string* result = nullptr;
+  if (sends_result) {
+    result = &ChildResultBuffer();
+    result->clear();
+  }
   bool threw = false;
   std::string exception;  // "<type>\0<what>"
   try {
-    code = main(sends_result ? &result : nullptr);
+    code = main(result);
   } catch (const std::exception& e) {
     const std::type_info* type = abi::__cxa_current_exception_type();
     exception = absl::StrCat(
@@ -332,14 +337,14 @@ struct ChildPlan {
   } else if (sends_result) {
     // A result of any size: blocking writes (the parent drains the pipe).
     ::fcntl(channel, F_SETFL, 0);
-    if (result.size() > (64 << 10)) {
+    if (result->size() > (64 << 10)) {
       // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
       // then: many enlarged pipes would count against the user's pipe
       // quota (pipe-user-pages-soft). EPERM over the limit keeps the
       // default.
       ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
     }
-    if (!WriteFrame(channel, kResultFrame, result)) {
+    if (!WriteFrame(channel, kResultFrame, *result)) {
       code = kChildSetupFailedExitCode;  // the parent went away
     }
   }
