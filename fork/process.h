@@ -172,10 +172,10 @@ class Process {
 
   // Like StartWithResultBytes(), but `body` writes the result bytes into
   // the empty string it is given, e.g. with serialize::EncodeTo: that
-  // string already has room for 512 bytes (allocated once per process, before
-  // the first such fork), so a small result costs the child no allocation,
-  // hence no page faults of malloc's (about 4 of a child's 25, a few
-  // microseconds each on a VM). Larger results grow it as usual.
+  // string already has room for 512 bytes (allocated once per process,
+  // before the first such fork), so a small result costs the child no
+  // allocation, hence no page faults of malloc's (about 4 of a child's 25,
+  // a few microseconds each on a VM). Larger results grow it as usual.
   static absl::StatusOr<Process> StartWithResultInto(
       ProcessOptions options, absl::AnyInvocable<void(std::string* out)> body);
 
