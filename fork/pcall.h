@@ -108,8 +108,8 @@ struct RawPcallOutcome {
 };
 
 // Runs `count` children, child i sending the bytes `body(i, &out)` writes
-// into `out`; see the semantics above. Returns the outcomes in order and the timeout status
-// (OK or kDeadlineExceeded). Runs the join hooks.
+// into `out`; see the semantics above. Returns the outcomes in order and
+// the timeout status (OK or kDeadlineExceeded). Runs the join hooks.
 absl::Status RunPcall(size_t count,
                       const std::function<void(size_t, std::string*)>& body,
                       const PcallOptions& options,
