@@ -1,6 +1,7 @@
 // Benchmarks for taskfork::serialize against its peers, in one binary:
-// protobuf on the same record, memcpy on a 1 MiB blob. Ratios are printed
-// after the table; tools/bench/serialize_pickle.py adds Python pickle.
+// protobuf on the same record, memcpy on a 1 MiB blob, and the floor for
+// decoding the record (building it by hand). Ratios are printed after the
+// table; tools/bench/serialize_pickle.py adds Python pickle.
 //
 //   tools/bazel run -c opt //serialize:serialize_benchmark
 #include <cstdint>
