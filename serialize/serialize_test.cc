@@ -654,7 +654,7 @@ TEST(SerializeContract, EncodeToAppends) {
 }
 
 TEST(SerializeContract, EncodeToReusedBuffer) {
-  // Writers take a reused buffer's spare capacity (at most 64 KiB at once)
+  // Writers take a reused buffer's spare capacity (at most 2 KiB at once)
   // but always at least what the next write needs: runs larger than that
   // (vector<bool>, written in place) must land intact.
   for (const size_t n : {size_t{10}, size_t{70000}, size_t{300000}}) {
@@ -672,6 +672,24 @@ TEST(SerializeContract, EncodeToReusedBuffer) {
     EXPECT_EQ(decoded->first, bits);
     EXPECT_EQ(decoded->second, std::string(100000, 'x'));
   }
+}
+
+TEST(SerializeContract, EncodeToLargeReusedBufferGrowsInSteps) {
+  // Many small writes into a buffer with far more capacity than the 2 KiB
+  // taken at once: the slack is raised step by step inside the capacity
+  // (no reallocation), after bytes already in the buffer.
+  std::vector<std::string> words;
+  for (int i = 0; i < 3000; ++i) words.push_back("w" + std::to_string(i));
+  std::string out = "prefix";
+  out.reserve(1 << 20);
+  const char* const buffer = out.data();
+  EncodeTo(words, &out);
+  EXPECT_EQ(out.data(), buffer);  // stayed inside the capacity
+  EXPECT_EQ(out.substr(0, 6), "prefix");
+  EXPECT_EQ(out.substr(6), Encode(words));
+  EXPECT_GT(out.size(), size_t{8} << 10);
+  EXPECT_THAT(Decode<std::vector<std::string>>(absl::string_view(out).substr(6)),
+              IsOkAndHolds(words));
 }
 
 TEST(SerializeContract, KIsSerializable) {
