@@ -87,7 +87,8 @@ class RunBenchmarkTest(unittest.TestCase):
             "serialize", binary("serialize"),
             ["--benchmark_filter=Record", "--benchmark_min_time=0.01"], 120)
         self.assertEqual(set(runs), {
-            "BM_Encode_Record", "BM_Decode_Record", "BM_Build_Record",
+            "BM_Encode_Record", "BM_Encode_Record_LargeBuffer",
+            "BM_Decode_Record", "BM_Build_Record",
             "BM_Protobuf_Encode_Record", "BM_Protobuf_Decode_Record"})
         for run in runs.values():
             self.assertGreater(run.real_ns, 0)
