@@ -201,11 +201,7 @@ class BlockSigttou {
 // The string a result child writes its result into: allocated (with room
 // for a typical result) once in the parent, before the first fork, and
 // never touched by the parent again, so every child gets it by fork and
-// fills its own copy-on-write copy (StartWithResultInto). A child that
-// encodes into a fresh std::string instead pays for malloc's first touch of
-// its state and of a heap page, and for the code that grows a string: about
-// 4 page faults of its 25, each a few microseconds on a VM. A larger result
-// grows the child's copy as usual.
+// fills its own copy-on-write copy (why: StartWithResultInto in process.h).
 constexpr size_t kChildResultReserve = 512;
 std::string& ChildResultBuffer() {
   static std::string* const buffer = [] {
@@ -439,11 +435,8 @@ absl::StatusOr<Process> Process::Start(ProcessOptions options,
 
 absl::StatusOr<Process> Process::StartWithResultBytes(
     ProcessOptions options, absl::AnyInvocable<std::string()> body) {
-  auto main = [&body](std::string* result) {
-    *result = body();
-    return 0;
-  };
-  return StartImpl(std::move(options), /*sends_result=*/true, main);
+  return StartWithResultInto(std::move(options),
+                             [&body](std::string* out) { *out = body(); });
 }
 
 absl::StatusOr<Process> Process::StartWithResultInto(
