@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "fork/internal/child_syscalls.h"
 #include "glog/logging.h"
 
 namespace taskfork {
@@ -89,11 +90,14 @@ void ParentAll() {
 
 void ChildAll() {
   // Only this thread exists now; the lock is held by it (copied from the
-  // parent's forking thread), so unlocking is all the repair it needs.
+  // parent's forking thread) and nobody can be waiting for it, so an
+  // unlocked mutex written over it is all the repair it needs (as glibc
+  // repairs its own locks in the child), without pthread_mutex_unlock's
+  // code: a page fault in every child (fork/internal/child_syscalls.h).
   Registry& registry = GetRegistry();
   for (const Entry& entry : registry.entries) Run(entry.handlers.child);
   registry.handler_thread.store(0, std::memory_order_relaxed);
-  registry.mu.unlock();
+  fork_internal::ResetHeldMutexInChild(&registry.mu);
 }
 
 void InstallOnce() {
@@ -188,9 +192,13 @@ void ExitChild(int code) {
   RunChildExitHooks();
   // Only when something is buffered: fflush writes the stream's lock, a
   // copy-on-write fault for nothing otherwise.
-  if (::__fpending(stdout) > 0) std::fflush(stdout);
-  if (::__fpending(stderr) > 0) std::fflush(stderr);
-  ::_exit(code);
+  if (fork_internal::child_syscalls::HasPendingOutput(stdout)) {
+    std::fflush(stdout);
+  }
+  if (fork_internal::child_syscalls::HasPendingOutput(stderr)) {
+    std::fflush(stderr);
+  }
+  fork_internal::child_syscalls::Exit(code);
 }
 
 }  // namespace taskfork

@@ -27,6 +27,7 @@
 #include "base/errno.h"
 #include "base/fd.h"
 #include "fork/at_fork.h"
+#include "fork/internal/child_syscalls.h"
 #include "fork/process.h"
 #include "glog/logging.h"
 
@@ -63,7 +64,7 @@ struct JoinHooks {
       // waits on `idle` (its waiters were other threads): start afresh.
       running = 0;
       new (&idle) std::condition_variable();
-      mu.unlock();
+      fork_internal::ResetHeldMutexInChild(&mu);
     };
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }

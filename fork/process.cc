@@ -40,6 +40,7 @@
 #include "base/fd.h"
 #include "base/status_macros.h"
 #include "fork/at_fork.h"
+#include "fork/internal/child_syscalls.h"
 #include "fork/internal/managed_children.h"
 #include "fork/internal/os.h"
 #include "glog/logging.h"
@@ -48,6 +49,8 @@ extern char** environ;
 
 namespace taskfork {
 namespace {
+
+namespace child_syscalls = fork_internal::child_syscalls;
 
 // The child -> parent channel carries frames: a 1-byte tag, an 8-byte
 // little-endian payload size, the payload. At most one of kResult /
@@ -101,11 +104,12 @@ void PutHeader(char* out, uint8_t tag, uint64_t size) {
   for (int i = 0; i < 8; ++i) out[1 + i] = static_cast<char>(size >> (8 * i));
 }
 
-// Async-signal-safe: writes all of [data, data + size) or gives up.
+// Async-signal-safe, child side: writes all of [data, data + size) or
+// gives up.
 bool WriteAll(int fd, const char* data, size_t size) {
   while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
+    const long n = child_syscalls::Write(fd, data, size);
+    if (n == -EINTR) continue;
     if (n <= 0) return false;
     data += n;
     size -= static_cast<size_t>(n);
@@ -120,10 +124,10 @@ bool WriteFrame(int fd, uint8_t tag, absl::string_view payload) {
   PutHeader(header, tag, payload.size());
   iovec parts[2] = {{header, sizeof(header)},
                     {const_cast<char*>(payload.data()), payload.size()}};
-  ssize_t n;
+  long n;
   do {
-    n = ::writev(fd, parts, payload.empty() ? 1 : 2);
-  } while (n < 0 && errno == EINTR);
+    n = child_syscalls::Writev(fd, parts, payload.empty() ? 1 : 2);
+  } while (n == -EINTR);
   if (n < 0) return false;
   const size_t done = static_cast<size_t>(n);
   if (done < sizeof(header)) {
@@ -142,7 +146,7 @@ bool WriteFrame(int fd, uint8_t tag, absl::string_view payload) {
   const SetupError e{stage, error};
   std::memcpy(frame + kFrameHeaderSize, &e, sizeof(e));
   WriteAll(channel, frame, sizeof(frame));
-  ::_exit(kChildSetupFailedExitCode);
+  child_syscalls::Exit(kChildSetupFailedExitCode);
 }
 
 std::string Demangle(const char* mangled) {
@@ -198,20 +202,6 @@ class BlockSigttou {
   sigset_t old_;
 };
 
-// The string a result child writes its result into: allocated (with room
-// for a typical result) once in the parent, before the first fork, and
-// never touched by the parent again, so every child gets it by fork and
-// fills its own copy-on-write copy (why: StartWithResultInto in process.h).
-constexpr size_t kChildResultReserve = 512;
-std::string& ChildResultBuffer() {
-  static std::string* const buffer = [] {
-    auto* b = new std::string;
-    b->reserve(kChildResultReserve);
-    return b;
-  }();
-  return *buffer;
-}
-
 // Everything the child needs, prepared in the parent so that the child's
 // setup does not allocate.
 struct ChildPlan {
@@ -220,36 +210,43 @@ struct ChildPlan {
   int channel;                 // write end (O_NONBLOCK, see StartImpl)
   char** environment;          // nullptr: keep
   ArgArea title_area;          // size 0: no title
+  char dev_null[sizeof("/dev/null")];  // the path, here rather than in .rodata
 };
 
 [[noreturn]] void RunChild(const ChildPlan& plan, bool sends_result,
                            absl::FunctionRef<int(std::string*)> main) {
+  // Until the body runs, every system call is made with child_syscalls
+  // (no libc code to fault in: see there) and nothing is read from
+  // read-only data (its pages, too, would be faulted in: the signals are
+  // immediates, "/dev/null" is in the plan on the stack).
   const ProcessOptions& options = *plan.options;
   const int channel = plan.channel;
 
-  if (options.own_process_group && ::setpgid(0, 0) != 0) {
-    FailSetup(channel, kStageProcessGroup, errno);
+  if (options.own_process_group) {
+    if (const long rc = child_syscalls::SetPgid(0, 0); rc < 0) {
+      FailSetup(channel, kStageProcessGroup, static_cast<int>(-rc));
+    }
   }
   if (options.reset_signals) {
-    // Zero-initialized: SIG_DFL, no flags, an empty sa_mask (without
-    // sigemptyset, whose code would be one more page to fault in here).
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int signo : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD}) {
-      ::sigaction(signo, &dfl, nullptr);
-    }
-    sigset_t none;
-    std::memset(&none, 0, sizeof(none));
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    child_syscalls::SetSignalDefault(SIGINT);
+    child_syscalls::SetSignalDefault(SIGTERM);
+    child_syscalls::SetSignalDefault(SIGHUP);
+    child_syscalls::SetSignalDefault(SIGQUIT);
+    child_syscalls::SetSignalDefault(SIGPIPE);
+    child_syscalls::SetSignalDefault(SIGCHLD);
+    child_syscalls::UnblockAllSignals();
   }
   if (options.parent_death_signal != 0) {
-    if (::prctl(PR_SET_PDEATHSIG, options.parent_death_signal) != 0) {
-      FailSetup(channel, kStageParentDeath, errno);
+    if (const long rc = child_syscalls::Prctl(PR_SET_PDEATHSIG,
+                                              options.parent_death_signal);
+        rc < 0) {
+      FailSetup(channel, kStageParentDeath, static_cast<int>(-rc));
     }
     // The parent may have died before the prctl: then we were re-parented.
-    if (::getppid() != plan.parent_pid) {
-      ::kill(::getpid(), options.parent_death_signal);
-      ::_exit(128 + options.parent_death_signal);
+    if (child_syscalls::GetPpid() != plan.parent_pid) {
+      child_syscalls::Kill(child_syscalls::GetPid(),
+                           options.parent_death_signal);
+      child_syscalls::Exit(128 + options.parent_death_signal);
     }
   }
   switch (options.stdin_policy) {
@@ -259,11 +256,11 @@ struct ChildPlan {
       // Opened here, not once in the parent: a descriptor the parent kept
       // open for good would change the process's descriptor table, which
       // callers check (a Runtime must leave the process as it found it).
-      const int fd = ::open("/dev/null", O_RDONLY);
-      if (fd < 0) FailSetup(channel, kStageStdinDevNull, errno);
+      const long fd = child_syscalls::Open(plan.dev_null, O_RDONLY);
+      if (fd < 0) FailSetup(channel, kStageStdinDevNull, static_cast<int>(-fd));
       if (fd != 0) {
-        ::dup2(fd, 0);
-        ::close(fd);
+        child_syscalls::Dup2(static_cast<int>(fd), 0);
+        child_syscalls::Close(static_cast<int>(fd));
       }
       break;
     }
@@ -289,8 +286,10 @@ struct ChildPlan {
   }
   if (plan.environment != nullptr) environ = plan.environment;
   if (!options.name.empty()) {
-    if (::prctl(PR_SET_NAME, options.name.c_str()) != 0) {
-      FailSetup(channel, kStageName, errno);
+    if (const long rc = child_syscalls::Prctl(
+            PR_SET_NAME, reinterpret_cast<unsigned long>(options.name.c_str()));
+        rc < 0) {
+      FailSetup(channel, kStageName, static_cast<int>(-rc));
     }
   }
   if (plan.title_area.size > 0) {
@@ -305,7 +304,7 @@ struct ChildPlan {
   // first use would allocate it here, in the child).
   std::string* result = nullptr;
   if (sends_result) {
-    result = &ChildResultBuffer();
+    result = &fork_internal::ChildResultBuffer();
     result->clear();
   }
   bool threw = false;
@@ -332,13 +331,13 @@ struct ChildPlan {
     code = kUncaughtExceptionExitCode;
   } else if (sends_result) {
     // A result of any size: blocking writes (the parent drains the pipe).
-    ::fcntl(channel, F_SETFL, 0);
+    child_syscalls::Fcntl(channel, F_SETFL, 0);
     if (result->size() > (64 << 10)) {
       // A large result moves in fewer wake-ups through a 1 MiB pipe. Only
       // then: many enlarged pipes would count against the user's pipe
       // quota (pipe-user-pages-soft). EPERM over the limit keeps the
       // default.
-      ::fcntl(channel, F_SETPIPE_SZ, 1 << 20);
+      child_syscalls::Fcntl(channel, F_SETPIPE_SZ, 1 << 20);
     }
     if (!WriteFrame(channel, kResultFrame, *result)) {
       code = kChildSetupFailedExitCode;  // the parent went away
@@ -346,9 +345,9 @@ struct ChildPlan {
   }
   // Only when something is buffered: fflush writes the stream's lock, a
   // copy-on-write fault for nothing otherwise.
-  if (::__fpending(stdout) > 0) std::fflush(stdout);
-  if (::__fpending(stderr) > 0) std::fflush(stderr);
-  ::_exit(code & 0xff);
+  if (child_syscalls::HasPendingOutput(stdout)) std::fflush(stdout);
+  if (child_syscalls::HasPendingOutput(stderr)) std::fflush(stderr);
+  child_syscalls::Exit(code & 0xff);
 }
 
 absl::Status ValidateOptions(const ProcessOptions& options) {
@@ -469,6 +468,7 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   plan.channel = channel.write.get();
   plan.environment = options.env.empty() ? nullptr : environment.pointers.data();
   plan.title_area = title_area;
+  std::memcpy(plan.dev_null, "/dev/null", sizeof(plan.dev_null));
 
   // Nothing buffered in stdio may be written twice (by parent and child).
   // Only when something is buffered: fflush writes the stream's lock and
@@ -476,13 +476,14 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   if (::__fpending(stdout) > 0) std::fflush(stdout);
   if (::__fpending(stderr) > 0) std::fflush(stderr);
 
-  if (sends_result) ChildResultBuffer();  // allocated here, not in the child
+  // Reserved here, not in the child.
+  if (sends_result) fork_internal::ChildResultBuffer();
 
   fork_internal::ForkLock fork_lock;
   const pid_t pid = ::fork();
   if (pid == 0) {
     fork_lock.ReleaseInChild();
-    channel.read.Reset();
+    child_syscalls::Close(channel.read.Release());
     RunChild(plan, sends_result, main);
   }
   if (pid < 0) return ErrnoError(errno, "fork");

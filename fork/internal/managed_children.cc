@@ -7,10 +7,12 @@
 #include <atomic>
 #include <mutex>  // NOLINT: a pthread mutex, unlockable in the fork child.
 #include <new>
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "fork/at_fork.h"
+#include "fork/internal/child_syscalls.h"
 #include "glog/logging.h"
 
 namespace taskfork::fork_internal {
@@ -49,7 +51,7 @@ struct ManagedChildren {
       for (auto& slot : armed) slot.store(0, std::memory_order_relaxed);
       holder.store(0, std::memory_order_relaxed);
       if (t_armed_overflow) t_armed_overflow = false;  // read: no TLS write
-      mu.unlock();
+      ResetHeldMutexInChild(&mu);
     };
     registration = RegisterAtFork(kAtForkPriorityFork, std::move(handlers));
   }
@@ -120,6 +122,7 @@ struct ManagedChildren {
   pid_t inline_pids[kInlinePids];       // guarded by mu
   absl::flat_hash_set<pid_t> overflow;  // guarded by mu
   AtForkRegistration registration;
+  std::string child_result;  // see ChildResultBuffer()
 };
 
 ManagedChildren& Get() {
@@ -172,6 +175,15 @@ void ForkLock::AddAndUnlock(pid_t pid) {
   }
   c.holder.store(0, std::memory_order_relaxed);
   c.mu.unlock();
+}
+
+std::string& ChildResultBuffer() {
+  static const bool reserved = [] {
+    Get().child_result.reserve(512);
+    return true;
+  }();
+  (void)reserved;
+  return Get().child_result;
 }
 
 void RemoveManagedChild(pid_t pid) {

@@ -9,6 +9,8 @@
 
 #include <sys/types.h>
 
+#include <string>
+
 namespace taskfork::fork_internal {
 
 // Keeps the set's lock held from the at-fork prepare handler of the next
@@ -40,6 +42,15 @@ class ForkLock {
 // not its children).
 void RemoveManagedChild(pid_t pid);
 bool IsManagedChild(pid_t pid);
+
+// The string a result child writes its result into (why: StartWithResultInto
+// in process.h). Its buffer (512 bytes) is reserved by the first call, which
+// must be made in the parent before the fork; the parent never writes it
+// afterwards, every child writes its own copy-on-write copy. The string
+// object is a member of the state above, whose page every fork child writes
+// anyway, rather than on a heap page of its own: one page fault less per
+// result child. Thread-safe in the parent.
+std::string& ChildResultBuffer();
 
 }  // namespace taskfork::fork_internal
 
