@@ -1,7 +1,6 @@
 #include "fork/at_fork.h"
 
 #include <pthread.h>
-#include <stdio_ext.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -190,15 +189,19 @@ void RunChildExitHooks() {
 
 void ExitChild(int code) {
   RunChildExitHooks();
-  // Only when something is buffered: fflush writes the stream's lock, a
-  // copy-on-write fault for nothing otherwise.
+  FlushPendingStdio();
+  fork_internal::child_syscalls::Exit(code);
+}
+
+void FlushPendingStdio() {
+  // Asked of glibc's FILE, not __fpending: in a fork child its code would
+  // be one more page to fault in (fork/internal/child_syscalls.h).
   if (fork_internal::child_syscalls::HasPendingOutput(stdout)) {
     std::fflush(stdout);
   }
   if (fork_internal::child_syscalls::HasPendingOutput(stderr)) {
     std::fflush(stderr);
   }
-  fork_internal::child_syscalls::Exit(code);
 }
 
 }  // namespace taskfork

@@ -143,9 +143,16 @@ int AtForkRegistrationCount();
 // handler.
 void RunChildExitHooks();
 
-// RunChildExitHooks(), then flushes stdout and stderr (if anything is
-// buffered) and _exit(code): the way for a child made with ::fork() to end.
+// RunChildExitHooks(), then FlushPendingStdio() and _exit(code): the way for
+// a child made with ::fork() to end.
 [[noreturn]] void ExitChild(int code);
+
+// fflush of stdout and of stderr, each only when it holds buffered output:
+// fflush writes the stream's lock and state, so around a fork it would cost
+// a copy-on-write fault (in parent and child) for nothing. What callers use
+// before a fork (so that no output is written twice) and before a child's
+// _exit(). Thread-safe as fflush is.
+void FlushPendingStdio();
 
 }  // namespace taskfork
 

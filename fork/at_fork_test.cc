@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <mutex>  // NOLINT
 #include <string>
@@ -296,6 +297,44 @@ TEST_F(AtForkDeathTest, UnregisteringFromAHandlerCheckFails) {
         if (::fork() == 0) ::_exit(0);
       },
       "Reset\\(\\) called from an at-fork handler");
+}
+
+// What FlushPendingStdio() leaves buffered is lost at exit_group: a child with
+// fully buffered stdout on a pipe writes only what it flushed. The child ends
+// with the raw system call, as ExitChild() does: TSan's _exit() interceptor
+// flushes stdio, which would hide what this test looks for.
+TEST(FlushPendingStdio, WritesWhatStdoutAndStderrHoldAndNothingElse) {
+  int out[2], err[2];
+  ASSERT_EQ(::pipe(out), 0);
+  ASSERT_EQ(::pipe(err), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::dup2(out[1], 1) != 1 || ::dup2(err[1], 2) != 2) ::_exit(2);
+    std::setvbuf(stdout, nullptr, _IOFBF, 4096);
+    std::setvbuf(stderr, nullptr, _IOFBF, 4096);
+    FlushPendingStdio();  // nothing buffered: nothing written
+    std::fputs("to stdout", stdout);
+    std::fputs("to stderr", stderr);
+    FlushPendingStdio();
+    std::fputs(" lost", stdout);  // buffered at exit: never written
+    ::syscall(SYS_exit_group, 0);
+  }
+  ASSERT_GT(pid, 0);
+  ::close(out[1]);
+  ::close(err[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  auto read_all = [](int fd) {
+    std::string data;
+    char buffer[64];
+    ssize_t n;
+    while ((n = ::read(fd, buffer, sizeof(buffer))) > 0) data.append(buffer, n);
+    ::close(fd);
+    return data;
+  };
+  EXPECT_EQ(read_all(out[0]), "to stdout");
+  EXPECT_EQ(read_all(err[0]), "to stderr");
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio_ext.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -343,10 +342,7 @@ struct ChildPlan {
       code = kChildSetupFailedExitCode;  // the parent went away
     }
   }
-  // Only when something is buffered: fflush writes the stream's lock, a
-  // copy-on-write fault for nothing otherwise.
-  if (child_syscalls::HasPendingOutput(stdout)) std::fflush(stdout);
-  if (child_syscalls::HasPendingOutput(stderr)) std::fflush(stderr);
+  FlushPendingStdio();
   child_syscalls::Exit(code & 0xff);
 }
 
@@ -471,10 +467,7 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   std::memcpy(plan.dev_null, "/dev/null", sizeof(plan.dev_null));
 
   // Nothing buffered in stdio may be written twice (by parent and child).
-  // Only when something is buffered: fflush writes the stream's lock and
-  // state, a copy-on-write fault after every fork otherwise.
-  if (::__fpending(stdout) > 0) std::fflush(stdout);
-  if (::__fpending(stderr) > 0) std::fflush(stderr);
+  FlushPendingStdio();
 
   // Reserved here, not in the child.
   if (sends_result) fork_internal::ChildResultBuffer();

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdio_ext.h>
 #include <string.h>
 #include <sys/single_threaded.h>
 #include <sys/stat.h>
@@ -341,12 +340,7 @@ void TaskLogState::Prepare() ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // Whatever stdio holds belongs before the fork (else the child would write
   // the parent's pending output into its own log at exit). Before any lock:
   // a thread may hold stdout's lock while it waits in LOG().
-  // Only when something is buffered: fflush writes the stream's lock, a
-  // copy-on-write fault in parent and child for nothing otherwise.
-  if (installed_flag_.load(std::memory_order_acquire)) {
-    if (::__fpending(stdout) > 0) std::fflush(stdout);
-    if (::__fpending(stderr) > 0) std::fflush(stderr);
-  }
+  if (installed_flag_.load(std::memory_order_acquire)) FlushPendingStdio();
   // A process that never made a thread (glibc's __libc_single_threaded) has
   // nobody who could hold these locks or be logging at the fork: it takes
   // none, so that the fork writes none of their pages (glog's, the gate's;
@@ -604,8 +598,7 @@ absl::StatusOr<TaskLog*> TaskLogState::InstallLocked(
 
   ConfigureGlog();
   // Pending stdio output belongs to the old destination of fds 1 and 2.
-  if (::__fpending(stdout) > 0) std::fflush(stdout);
-  if (::__fpending(stderr) > 0) std::fflush(stderr);
+  FlushPendingStdio();
   {
     RawMutexLock l(&mu_);
     // The screen is fd 2 as it is now, unless fd 2 is a log file we

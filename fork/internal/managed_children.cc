@@ -177,9 +177,12 @@ void ForkLock::AddAndUnlock(pid_t pid) {
   c.mu.unlock();
 }
 
+// Room for a typical result (a Pcall value, a task's result record).
+constexpr size_t kChildResultReserve = 512;
+
 std::string& ChildResultBuffer() {
   static const bool reserved = [] {
-    Get().child_result.reserve(512);
+    Get().child_result.reserve(kChildResultReserve);
     return true;
   }();
   (void)reserved;
