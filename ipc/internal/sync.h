@@ -174,10 +174,30 @@ struct Spinner {
     }
   }
 
+  // Call when a wait spun `spent` pauses in `spin_ns`, found nothing, and
+  // then saw ready() `waited_ns` after it began to spin (it slept, or was
+  // about to). A wait that short (at most kSpinThrough) is cheaper to spin
+  // through than to sleep through: a sleep costs the sleeper a barrier on
+  // every CPU of the peers (HeavyBarrier) and a futex wait, and the
+  // notifier a futex wake; so the budget is set to spin for twice
+  // `waited_ns` (at this wait's rate of pauses, kMinSpin..kMaxSpin).
+  // Longer waits leave the budget halved: a waiter whose messages come
+  // seldom sleeps at once.
+  void LearnSlept(int spent, int64_t spin_ns, int64_t waited_ns) {
+    if (waited_ns > kSpinThroughNs || spent <= 0 || spin_ns <= 0) return;
+    const double pauses = 2.0 * static_cast<double>(waited_ns) * spent /
+                          static_cast<double>(spin_ns);
+    budget = pauses >= kMaxSpin   ? kMaxSpin
+             : pauses <= kMinSpin ? kMinSpin
+                                  : static_cast<int>(pauses);
+  }
+
   static constexpr int kMinSpin = 64;
   static constexpr int kMaxSpin = 1 << 14;
   static constexpr int kMaxPollGap = 8;
   static constexpr int kMaxFirstLook = 64;
+  // The longest wait LearnSlept() learns to spin through (see there).
+  static constexpr int64_t kSpinThroughNs = 100 * 1000;
 };
 
 // Spins (see Spinner), then sleeps on `event` until `ready()` or `deadline`.
@@ -245,7 +265,9 @@ WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
     spinner->hit_first_look = true;
     return WaitResult::kReady;
   }
-  for (int spent = 0, gap = 1; spent < budget; spent += gap) {
+  const int64_t spin_start = MonotonicNanos();
+  int spent = 0;
+  for (int gap = 1; spent < budget; spent += gap) {
     Pause(gap);
     if (ready()) {
       if (spinner->budget < Spinner::kMaxSpin) spinner->budget *= 2;
@@ -253,9 +275,13 @@ WaitResult WaitFor(Event& event, Ready&& ready, const Deadline& deadline,
     }
     if (gap < Spinner::kMaxPollGap) gap *= 2;
   }
+  const int64_t spin_ns = MonotonicNanos() - spin_start;
   if (spinner->budget > Spinner::kMinSpin) spinner->budget /= 2;
   for (;;) {
-    if (ready()) return WaitResult::kReady;
+    if (ready()) {
+      spinner->LearnSlept(spent, spin_ns, MonotonicNanos() - spin_start);
+      return WaitResult::kReady;
+    }
     if (abort()) return WaitResult::kAborted;
     if (deadline.Expired()) return WaitResult::kTimedOut;
     bool fenced = false;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <new>
 #include <vector>
@@ -222,6 +223,63 @@ TEST(Spinner, LearnsToLookLaterOnlyWhenItFindsABatch) {
   spinner.hit_first_look = false;  // had to keep looking
   for (int i = 0; i < 20; ++i) spinner.Learn(true);
   EXPECT_EQ(spinner.first_look, 1);
+}
+
+TEST(Spinner, LearnsToSpinThroughShortWaitsOnly) {
+  Spinner spinner;
+  // 64 pauses took 1 us; the wait ended 50 us after the spin began: spin
+  // for 100 us (6400 pauses) next time.
+  spinner.LearnSlept(64, 1000, 50 * 1000);
+  EXPECT_EQ(spinner.budget, 6400);
+  // Never past kMaxSpin, however slow the pauses were.
+  spinner.LearnSlept(64, 100, 90 * 1000);
+  EXPECT_EQ(spinner.budget, Spinner::kMaxSpin);
+  // A wait longer than kSpinThroughNs teaches nothing (the caller halved
+  // the budget already).
+  spinner.budget = 128;
+  spinner.LearnSlept(64, 1000, Spinner::kSpinThroughNs + 1);
+  EXPECT_EQ(spinner.budget, 128);
+  // Nor does a spin of no measurable length.
+  spinner.LearnSlept(64, 0, 1000);
+  EXPECT_EQ(spinner.budget, 128);
+  // A very short wait keeps at least kMinSpin.
+  spinner.LearnSlept(1000, 1000000, 1000);
+  EXPECT_EQ(spinner.budget, Spinner::kMinSpin);
+}
+
+// A waiter whose peer answers ~50 us after each request: slower than the
+// first spin (kMinSpin pauses, about a microsecond), so the first wait
+// sleeps, but within kSpinThroughNs, so the waiter learns a budget that
+// spins through such waits. (A loaded machine can deschedule the peer past
+// kSpinThroughNs in some rounds, never in all of them.)
+TEST(WaitFor, LearnsToSpinThroughWaitsShorterThanASleep) {
+  Shared* shared = MakeShared();
+  ASSERT_NE(shared, nullptr);
+  constexpr uint32_t kRounds = 100;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    for (uint32_t round = 1; round <= kRounds; ++round) {
+      while (shared->flag.load() != 2 * round - 1) CpuRelax();
+      const int64_t until = MonotonicNanos() + 50 * 1000;
+      while (MonotonicNanos() < until) CpuRelax();
+      shared->flag.store(2 * round);
+      shared->event.Notify();
+    }
+    ::_exit(0);
+  }
+  Spinner spinner;
+  int largest_budget = spinner.budget;
+  for (uint32_t round = 1; round <= kRounds; ++round) {
+    shared->flag.store(2 * round - 1);
+    ASSERT_TRUE(WaitFor(shared->event,
+                        [&] { return shared->flag.load() == 2 * round; },
+                        Deadline::After(absl::Seconds(30)), &spinner));
+    largest_budget = std::max(largest_budget, spinner.budget);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_GT(largest_budget, Spinner::kMinSpin);
 }
 
 TEST(FutexWaitAny, ReturnsWhenOneWordChanges) {
