@@ -176,7 +176,7 @@ struct Spinner {
 
   // Call when a wait spun `spent` pauses in `spin_ns`, found nothing, and
   // then saw ready() `waited_ns` after it began to spin (it slept, or was
-  // about to). A wait that short (at most kSpinThrough) is cheaper to spin
+  // about to). A wait that short (at most kSpinThroughNs) is cheaper to spin
   // through than to sleep through: a sleep costs the sleeper a barrier on
   // every CPU of the peers (HeavyBarrier) and a futex wait, and the
   // notifier a futex wake; so the budget is set to spin for twice
