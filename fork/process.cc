@@ -405,6 +405,21 @@ std::string ExitStatus::signal_name() const {
   return absl::StrCat("SIG", abbrev);
 }
 
+ExitStatus ExitStatus::FromWait(pid_t pid, int status, const rusage& usage) {
+  ExitStatus exit;
+  exit.pid = pid;
+  if (WIFEXITED(status)) {
+    exit.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    exit.signal = WTERMSIG(status);
+    exit.core_dumped = WCOREDUMP(status);
+  }
+  exit.user_cpu = absl::DurationFromTimeval(usage.ru_utime);
+  exit.system_cpu = absl::DurationFromTimeval(usage.ru_stime);
+  exit.max_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  return exit;
+}
+
 std::string ExitStatus::ToString() const {
   std::string how;
   if (!uncaught_exception.empty()) {
@@ -484,6 +499,8 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
 
   Process process;
   process.pid_ = pid;
+  process.owner_pid_ = plan.parent_pid;
+  process.on_destruction_ = options.on_destruction;
   process.own_group_ = options.own_process_group;
   process.restore_terminal_ =
       options.own_process_group &&
@@ -520,6 +537,8 @@ Process& Process::operator=(Process&& other) noexcept {
   if (this == &other) return *this;
   Clear();
   pid_ = std::exchange(other.pid_, -1);
+  owner_pid_ = other.owner_pid_;
+  on_destruction_ = other.on_destruction_;
   own_group_ = other.own_group_;
   restore_terminal_ = other.restore_terminal_;
   sends_result_ = other.sends_result_;
@@ -542,8 +561,17 @@ Process& Process::operator=(Process&& other) noexcept {
 Process::~Process() { Clear(); }
 
 void Process::Clear() {
-  if (pid_ > 0 && !exit_status_.has_value() && pidfd_.valid()) {
-    Kill().IgnoreError();
+  if (pid_ > 0 && !exit_status_.has_value() && pidfd_.valid() &&
+      ::getpid() == owner_pid_) {
+    switch (on_destruction_) {
+      case DestructionPolicy::kKillAndReap:
+        Kill().IgnoreError();
+        break;
+      case DestructionPolicy::kLeaveRunning:
+        // Nobody owns it now: a Supervisor may treat it as an orphan.
+        fork_internal::RemoveManagedChild(pid_);
+        break;
+    }
   }
   pid_ = -1;
   pidfd_.Reset();
@@ -718,17 +746,7 @@ absl::Status Process::Reap(int wait_options) {
          WEXITSTATUS(status) == kChildSetupFailedExitCode)))) {
     DrainResult().IgnoreError();  // kept in channel_error_
   }
-  ExitStatus exit;
-  exit.pid = pid_;
-  if (WIFEXITED(status)) {
-    exit.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    exit.signal = WTERMSIG(status);
-    exit.core_dumped = WCOREDUMP(status);
-  }
-  exit.user_cpu = absl::DurationFromTimeval(usage.ru_utime);
-  exit.system_cpu = absl::DurationFromTimeval(usage.ru_stime);
-  exit.max_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
+  ExitStatus exit = ExitStatus::FromWait(pid_, status, usage);
   exit.uncaught_exception = std::move(exception_);
   exit_status_ = std::move(exit);
   pidfd_.Reset();

@@ -27,7 +27,9 @@
 //   | running  | Join(t) before the child ends  | running  (kDeadlineExceeded)
 //   | running  | child ends, Join()             | reaped   (ExitStatus cached)
 //   | running  | Terminate(grace) / Kill()      | reaped
-//   | running  | destructor                     | killed with SIGKILL and reaped
+//   | running  | destructor (kKillAndReap)      | killed with SIGKILL and reaped
+//   | running  | destructor (kLeaveRunning)     | let go: runs on, unowned
+//   | running  | destructor in another process  | nothing (a fork child's copy)
 //   | reaped   | Join() / Terminate() / Kill()  | reaped   (cached status / no-op)
 //
 // Process groups: with `own_process_group` (the default) the child calls
@@ -40,6 +42,7 @@
 #ifndef TASKFORK_FORK_PROCESS_H_
 #define TASKFORK_FORK_PROCESS_H_
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -74,6 +77,20 @@ enum class StdinPolicy {
   kControllingTerminal,
 };
 
+// What a Process handle's destructor does to a child that is still running
+// (not reaped yet).
+enum class DestructionPolicy {
+  // SIGKILL to the child (its group with own_process_group), then reap it,
+  // blocking until it is gone. The default: no child outlives its handle.
+  kKillAndReap,
+  // Leave the child running and let go of it: the handle closes its
+  // descriptors and the child is no longer owned by any Process, so a
+  // Supervisor (fork/supervisor.h) sees it as an orphan and may end and reap
+  // it; without one it stays this process's child (a zombie once it exits,
+  // until this process reaps it or exits).
+  kLeaveRunning,
+};
+
 // How to start a child. A plain struct; every field has a usable default.
 struct ProcessOptions {
   // The child's name: prctl(PR_SET_NAME) (the kernel keeps the first 15
@@ -106,6 +123,11 @@ struct ProcessOptions {
   // SIGTERM for a signalfd or ignores SIGINT must not pass that on, or
   // Terminate() would not work). False: inherit mask and dispositions.
   bool reset_signals = true;
+  // What the handle's destructor does to a child that still runs. Whatever
+  // the policy, a handle destroyed in any process other than the one that
+  // started the child (a copy inherited by a fork child, which is not the
+  // child's parent) only closes its descriptors: it never signals or waits.
+  DestructionPolicy on_destruction = DestructionPolicy::kKillAndReap;
 };
 
 // How a child ended, from wait4(2).
@@ -136,6 +158,10 @@ struct ExitStatus {
   // "pid 124 killed by SIGSEGV (core dumped) (...)",
   // "pid 125 threw std::runtime_error: boom (exit code 70) (...)".
   std::string ToString() const;
+
+  // The one construction from wait4(2)'s results: `status` as wait4 set it
+  // for `pid`, `usage` its rusage (CPU times, ru_maxrss in KiB).
+  static ExitStatus FromWait(pid_t pid, int status, const struct rusage& usage);
 };
 
 // The exit code of a child whose body threw (EX_SOFTWARE).
@@ -183,9 +209,11 @@ class Process {
   Process& operator=(Process&& other) noexcept;
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
-  // If the child has not been reaped: SIGKILLs it (its group with
-  // own_process_group) and reaps it, blocking until it is gone. Call Join()
-  // or Terminate() first for a graceful end.
+  // If the child has not been reaped: what ProcessOptions::on_destruction
+  // says (by default SIGKILL to the child, its group with
+  // own_process_group, and reap it, blocking until it is gone). In a process
+  // other than the one that started the child: only closes the descriptors.
+  // Call Join() or Terminate() first for a graceful end.
   ~Process();
 
   // Waits up to `timeout` for the child to end, reaps it and returns how it
@@ -265,6 +293,10 @@ class Process {
   void Clear();
 
   pid_t pid_ = -1;
+  // The process that started the child (its parent): the only one whose
+  // destructor acts on it.
+  pid_t owner_pid_ = -1;
+  DestructionPolicy on_destruction_ = DestructionPolicy::kKillAndReap;
   bool own_group_ = false;
   bool restore_terminal_ = false;
   bool sends_result_ = false;

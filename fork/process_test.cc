@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>  // NOLINT
@@ -414,6 +415,75 @@ TEST(Process, DestructorKillsAndReapsALiveChild) {
   errno = 0;
   EXPECT_EQ(::waitpid(pid, nullptr, WNOHANG), -1);  // already reaped
   EXPECT_EQ(errno, ECHILD);
+}
+
+TEST(Process, LeaveRunningPolicyLetsTheChildRunOn) {
+  Gate release;
+  pid_t pid;
+  OwnedFd watch;
+  {
+    ProcessOptions options;
+    options.on_destruction = DestructionPolicy::kLeaveRunning;
+    auto p = Process::Start(options, [&release] {
+      release.Wait();
+      return 7;
+    });
+    ASSERT_THAT(p, IsOk());
+    pid = p->pid();
+    watch.Reset(PidfdOpen(pid));
+  }
+  // The handle is gone and the child runs on, still our child.
+  EXPECT_FALSE(ExitsWithin(watch.get(), absl::ZeroDuration()));
+  release.Open();
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+}
+
+TEST(Process, HandleDestroyedInAForkChildLeavesTheChildAlone) {
+  Gate release;
+  std::optional<Process> sibling;
+  auto started = Process::Start({}, [&release] {
+    release.Wait();
+    return 3;
+  });
+  ASSERT_THAT(started, IsOk());
+  sibling.emplace(*std::move(started));
+  // A second child inherits a copy of the handle and destroys it: it is not
+  // the sibling's parent, so that must neither kill nor wait for it.
+  auto copier = Process::Start({}, [&sibling] {
+    sibling.reset();
+    return 0;
+  });
+  ASSERT_THAT(copier, IsOk());
+  ASSERT_THAT(copier->Join(absl::Seconds(30)),
+              IsOkAndHolds(::testing::Field(&ExitStatus::exit_code, 0)));
+  EXPECT_TRUE(sibling->is_alive());
+  release.Open();
+  const absl::StatusOr<ExitStatus> exit = sibling->Join(absl::Seconds(30));
+  ASSERT_THAT(exit, IsOk());
+  EXPECT_EQ(exit->signal, 0);
+  EXPECT_EQ(exit->exit_code, 3);
+}
+
+TEST(ExitStatus, FromWaitReadsExitCodesSignalsAndUsage) {
+  rusage usage{};
+  usage.ru_utime = {1, 500000};
+  usage.ru_stime = {0, 250000};
+  usage.ru_maxrss = 2048;  // KiB
+  const ExitStatus exited = ExitStatus::FromWait(12, 3 << 8, usage);
+  EXPECT_EQ(exited.pid, 12);
+  EXPECT_EQ(exited.exit_code, 3);
+  EXPECT_EQ(exited.signal, 0);
+  EXPECT_EQ(exited.user_cpu, absl::Milliseconds(1500));
+  EXPECT_EQ(exited.system_cpu, absl::Milliseconds(250));
+  EXPECT_EQ(exited.max_rss_bytes, 2048 * 1024);
+  const ExitStatus killed = ExitStatus::FromWait(13, SIGSEGV | 0x80, usage);
+  EXPECT_EQ(killed.exit_code, -1);
+  EXPECT_EQ(killed.signal, SIGSEGV);
+  EXPECT_TRUE(killed.core_dumped);
+  EXPECT_EQ(killed.signal_name(), "SIGSEGV");
 }
 
 TEST(Process, MoveKeepsTheChild) {

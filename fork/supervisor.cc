@@ -67,21 +67,6 @@ absl::StatusOr<OwnedFd> OpenOwnChild(pid_t pid) {
   return pidfd;
 }
 
-ExitStatus FromWait(pid_t pid, int status, const rusage& usage) {
-  ExitStatus exit;
-  exit.pid = pid;
-  if (WIFEXITED(status)) {
-    exit.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    exit.signal = WTERMSIG(status);
-    exit.core_dumped = WCOREDUMP(status);
-  }
-  exit.user_cpu = absl::DurationFromTimeval(usage.ru_utime);
-  exit.system_cpu = absl::DurationFromTimeval(usage.ru_stime);
-  exit.max_rss_bytes = static_cast<int64_t>(usage.ru_maxrss) * 1024;
-  return exit;
-}
-
 // Reaps `pid` (known to be our exited or exiting child). nullopt when someone
 // else reaped it first.
 absl::StatusOr<std::optional<ExitStatus>> Reap(pid_t pid, int options) {
@@ -89,7 +74,9 @@ absl::StatusOr<std::optional<ExitStatus>> Reap(pid_t pid, int options) {
   rusage usage{};
   const pid_t r =
       RetryOnEintr([&] { return ::wait4(pid, &status, options, &usage); });
-  if (r == pid) return std::optional<ExitStatus>(FromWait(pid, status, usage));
+  if (r == pid) {
+    return std::optional<ExitStatus>(ExitStatus::FromWait(pid, status, usage));
+  }
   if (r == 0 || (r < 0 && errno == ECHILD)) return std::optional<ExitStatus>();
   return ErrnoError(errno, "wait4 orphan", absl::StrCat(pid));
 }
