@@ -28,6 +28,7 @@
 #include "base/errno.h"
 #include "base/status_macros.h"
 #include "fork/at_fork.h"
+#include "fork/process.h"
 #include "glog/logging.h"
 #include "reporter/internal/io.h"
 #include "reporter/report_builder.h"
@@ -52,21 +53,6 @@ constexpr absl::Duration kSubscriberFlushTimeout = absl::Seconds(2);
 // Posted requests pending beyond this are sent without waiting for
 // FlushPosted().
 constexpr size_t kPostedFlushBytes = 64 * 1024;
-
-// wait_status when someone else (a runner's waitpid(-1)) reaped the server.
-constexpr int kReapedElsewhere = -1;
-
-std::string DescribeWaitStatus(int status) {
-  if (status == kReapedElsewhere) {
-    return "ended and was reaped by another waitpid() (ECHILD)";
-  }
-  if (WIFEXITED(status)) return absl::StrCat("exited with code ", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const char* name = ::sigabbrev_np(WTERMSIG(status));
-    return absl::StrCat("killed by SIG", name ? name : std::to_string(WTERMSIG(status)));
-  }
-  return absl::StrCat("ended with wait status ", status);
-}
 
 absl::Status StatusFromReply(const ControlReply& reply) {
   return absl::Status(static_cast<absl::StatusCode>(reply.status_code()),
@@ -692,39 +678,19 @@ class ServerLoop {
   int exit_code_ = 0;
 };
 
-// Forks the server process. Raw ::fork() rather than //fork:process on
-// purpose: a taskfork::Process handle SIGKILLs its child when destroyed, also
-// in a task process forked from the runner that happens to run destructors,
-// while this handle must stay inert there (Impl::InOwner()). The at-fork
-// handlers run either way (glibc fork).
-absl::StatusOr<pid_t> ForkServer(absl::AnyInvocable<int()> body) {
-  const pid_t pid = ::fork();
-  if (pid < 0) return ErrnoError(errno, "fork reporter server");
-  if (pid == 0) {
-    // Its own name in ps/top and /proc/<pid>/comm, not the runner's: a tool
-    // (or a fault test) can tell it from the runner and from helper
-    // processes that share the runner's name.
-    ::prctl(PR_SET_NAME, kServerProcessName);
-    ::setpgid(0, 0);  // Ctrl-C at the terminal goes to the runner, not here
-    ::signal(SIGPIPE, SIG_IGN);
-    ::signal(SIGINT, SIG_IGN);
-    const int code = body();
-    ::_exit(code);
-  }
-  ::setpgid(pid, pid);
-  return pid;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // The runner's handle.
 
 struct ReporterServer::Impl {
-  pid_t pid = -1;
   pid_t owner_pid = -1;  // the process that started the server
   bool finalized = false;
-  std::optional<int> wait_status;  // set once reaped
+  // The server process. Its handle is inert in forked children (a task
+  // process's copy neither kills nor waits for it).
+  std::optional<Process> server;
+  // Set when someone else (a runner's waitpid(-1)) reaped the server.
+  bool reaped_elsewhere = false;
   OwnedFd control;
   FrameDecoder control_decoder{~0u >> 1};
   absl::Duration control_timeout;
@@ -739,38 +705,44 @@ struct ReporterServer::Impl {
   ~Impl() { KillAndCleanUp(); }
 
   bool InOwner() const { return ::getpid() == owner_pid; }
+  bool Ended() const {
+    return reaped_elsewhere || (server.has_value() && server->reaped());
+  }
+  pid_t pid() const { return server.has_value() ? server->pid() : -1; }
+
+  // How the server ended, once Ended().
+  std::string HowItEnded() const {
+    if (reaped_elsewhere) {
+      return "ended and was reaped by another waitpid() (ECHILD)";
+    }
+    const ExitStatus& exit = *server->exit_status();
+    return exit.signaled() ? absl::StrCat("killed by ", exit.signal_name())
+                           : absl::StrCat("exited with code ", exit.exit_code);
+  }
+
+  // Notes the outcome of a Join() or Kill() of the server.
+  void Noted(const absl::Status& status) {
+    if (absl::IsInternal(status) && !server->reaped()) reaped_elsewhere = true;
+  }
 
   // Waits until the server process exits or `deadline`, then reaps it;
   // SIGKILLs it at the deadline.
   void Reap(absl::Time deadline) {
-    if (wait_status || pid <= 0) return;
-    int status = 0;
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd >= 0) {
-      auto ready = WaitFd(pidfd, POLLIN, deadline);
-      ::close(pidfd);
-      if (!ready.ok() || !*ready) {
-        LOG(WARNING) << "reporter server (pid " << pid
-                     << ") did not exit in time; killing it";
-        ::kill(pid, SIGKILL);
-      }
-    } else {
-      ::kill(pid, SIGKILL);  // cannot wait with a deadline: do not hang
+    if (!server.has_value() || Ended()) return;
+    absl::Status joined =
+        server->Join(std::max(deadline - absl::Now(), absl::ZeroDuration()))
+            .status();
+    if (absl::IsDeadlineExceeded(joined)) {
+      LOG(WARNING) << "reporter server (pid " << pid()
+                   << ") did not exit in time; killing it";
+      joined = server->Kill();
     }
-    const pid_t r = RetryOnEintr([&] { return ::waitpid(pid, &status, 0); });
-    if (r == pid) {
-      wait_status = status;
-    } else if (r < 0 && errno == ECHILD) {
-      wait_status = kReapedElsewhere;
-    }
+    Noted(joined);
   }
 
   void KillAndCleanUp() {
     if (!InOwner()) return;  // a forked copy: not ours to kill
-    if (pid > 0 && !wait_status) {
-      ::kill(pid, SIGKILL);
-      Reap(absl::InfiniteFuture());
-    }
+    if (server.has_value() && !Ended()) Noted(server->Kill());
     control.Reset();
     if (!finalized) {
       if (!bound_path.empty()) ::unlink(bound_path.c_str());
@@ -787,8 +759,8 @@ struct ReporterServer::Impl {
     // The server closed its end: it is exiting. Reap it (bounded).
     Reap(absl::Now() + absl::Seconds(5));
     return absl::UnavailableError(absl::StrCat(
-        "reporter server (pid ", pid, ") ",
-        wait_status ? DescribeWaitStatus(*wait_status) : "is not answering"));
+        "reporter server (pid ", pid(), ") ",
+        Ended() ? HowItEnded() : "is not answering"));
   }
 
   absl::Status Usable() {
@@ -796,7 +768,7 @@ struct ReporterServer::Impl {
     if (finalized) {
       return absl::FailedPreconditionError("the reporter server was finalized");
     }
-    if (wait_status) return DiedError();
+    if (Ended()) return DiedError();
     return absl::OkStatus();
   }
 
@@ -855,7 +827,7 @@ ReporterServer& ReporterServer::operator=(ReporterServer&& other) noexcept =
     default;
 ReporterServer::~ReporterServer() = default;
 
-pid_t ReporterServer::pid() const { return impl_->pid; }
+pid_t ReporterServer::pid() const { return impl_->pid(); }
 const std::string& ReporterServer::socket_path() const {
   return impl_->socket_path;
 }
@@ -939,15 +911,28 @@ absl::StatusOr<ReporterServer> ReporterServer::Start(
   OwnedFd child_end(pair[1]);
 
   Impl* raw = impl.get();
-  auto pid = ForkServer([&]() -> int {
+  ProcessOptions process_options;
+  // Its own name in ps/top and /proc/<pid>/comm, not the runner's: a tool
+  // (or a fault test) can tell it from the runner and from helper processes
+  // that share the runner's name. Its own group: Ctrl-C at the terminal
+  // goes to the runner, not here.
+  process_options.name = kServerProcessName;
+  process_options.own_process_group = true;
+  auto server = Process::Start(std::move(process_options), [&]() -> int {
+    ::signal(SIGPIPE, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
     raw->control.Reset();
     raw->owner_pid = -1;  // never clean up the parent's files from here
     ServerLoop loop(std::move(options), std::move(listen_fd),
                     std::move(child_end), raw->bound_path, raw->short_dir);
     return loop.Run();
   });
-  if (!pid.ok()) return pid.status();
-  impl->pid = *pid;
+  if (!server.ok()) {
+    return absl::Status(server.status().code(),
+                        absl::StrCat("fork reporter server: ",
+                                     server.status().message()));
+  }
+  impl->server.emplace(*std::move(server));
   // Children forked from the runner later must not keep the control channel
   // open, or the server could not see the runner die.
   AtForkHandlers handlers;
@@ -960,14 +945,12 @@ absl::StatusOr<ReporterServer> ReporterServer::Start(
 
 absl::Status ReporterServer::CheckAlive() {
   CHECK(impl_->InOwner()) << "ReporterServer used in a forked child";
-  if (impl_->pid <= 0) return absl::FailedPreconditionError("no server process");
-  if (!impl_->wait_status) {
-    int status = 0;
-    const pid_t r = ::waitpid(impl_->pid, &status, WNOHANG);
-    if (r == impl_->pid) {
-      impl_->wait_status = status;
-    } else if (r < 0 && errno == ECHILD) {
-      impl_->wait_status = kReapedElsewhere;
+  if (!impl_->server.has_value()) {
+    return absl::FailedPreconditionError("no server process");
+  }
+  if (!impl_->Ended()) {
+    if (!impl_->server->is_alive()) {
+      impl_->Noted(impl_->server->Join(absl::ZeroDuration()).status());
     } else if (impl_->control.valid()) {
       // The server closes its end only as it dies; a dying process is not
       // reapable for a moment, so wait for it then (bounded).
@@ -979,13 +962,14 @@ absl::Status ReporterServer::CheckAlive() {
       }
     }
   }
-  if (!impl_->wait_status) return absl::OkStatus();
-  const int status = *impl_->wait_status;
-  if (impl_->finalized && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+  if (!impl_->Ended()) return absl::OkStatus();
+  if (impl_->finalized && !impl_->reaped_elsewhere &&
+      impl_->server->exit_status()->success()) {
     return absl::OkStatus();
   }
-  return absl::UnavailableError(absl::StrCat(
-      "reporter server (pid ", impl_->pid, ") ", DescribeWaitStatus(status)));
+  return absl::UnavailableError(absl::StrCat("reporter server (pid ",
+                                             impl_->pid(), ") ",
+                                             impl_->HowItEnded()));
 }
 
 absl::Status ReporterServer::RegisterTask(const TaskInfo& task) {
