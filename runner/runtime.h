@@ -9,44 +9,40 @@
 //   return runtime->Finish();                    // report files, summary, exit code
 //
 // The //runner binary is this API driven by a job spec (runner/job.proto).
+//
+// A Runtime is a composition: RunInfo (the directory), JobLog, the reporter
+// server, a Supervisor (subreaper), InterruptSignals, an Executor (the
+// LocalExecutor: a forked process per task) and the Scheduler (order,
+// max_parallel, timeouts, Ctrl-C), plus the summary, the fallback report
+// and the archive at Finish().
 #ifndef TASKFORK_RUNNER_RUNTIME_H_
 #define TASKFORK_RUNNER_RUNTIME_H_
 
-#include <signal.h>
 #include <sys/types.h>
 
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "fork/process.h"
 #include "fork/supervisor.h"
 #include "glog/logging.h"
-#include "reporter/result.h"
 #include "reporter/server.h"
 #include "runner/console.h"
+#include "runner/executor.h"
 #include "runner/runinfo.h"
+#include "runner/scheduler.h"
+#include "runner/summary.h"
+#include "runner/task_definition.h"
 #include "runner/task_function.h"
 
 namespace taskfork::runner {
-
-// Runner exit codes (pyATS's, DESIGN.md "Results").
-inline constexpr int kExitAllSucceeded = 0;
-inline constexpr int kExitSomeDidNotSucceed = 1;
-inline constexpr int kExitBadInput = 2;
-inline constexpr int kExitInfrastructure = 3;
-inline constexpr int kExitOther = 4;
-
-// Environment of command tasks: the reporter socket and the task id, for
-// binaries linking //reporter:gtest_listener.
-inline constexpr char kReporterSocketEnv[] = "TASKFORK_REPORTER_SOCKET";
-inline constexpr char kTaskIdEnv[] = "TASKFORK_TASK_ID";
 
 struct RuntimeOptions {
   // Job name (runinfo directory, JobLog.<name>, report). Required; letters,
@@ -83,34 +79,6 @@ struct RuntimeOptions {
 
 class Runtime;
 
-// What a task runs: a function (registered or a lambda) or a command.
-struct TaskDefinition {
-  std::string id;  // required, unique in the Runtime
-  std::string description;
-  // Aborted with SIGTERM (then SIGKILL after the grace) when exceeded.
-  absl::Duration timeout = absl::InfiniteDuration();
-  // A function task: `body` runs in the forked task process.
-  std::function<absl::Status(TaskContext&)> body;
-  std::vector<std::string> args;  // TaskContext::args()
-  // A command task (when `argv` is not empty): fork + exec of argv[0] (an
-  // absolute path) from the task process; exit code 0 is Passed.
-  std::vector<std::string> argv;
-  std::vector<std::pair<std::string, std::string>> env;
-  std::string working_directory;  // empty: the runinfo directory
-  // A GoogleTest binary: --gtest_output=json is added and each test is
-  // reported as a section of the task.
-  bool gtest = false;
-};
-
-// What became of a task (Task.result).
-struct TaskResult {
-  reporter::Result result = reporter::Result::kPassed;
-  std::string reason;
-  absl::Duration runtime;
-  // How the task process ended ("pid 12 exited with code 0 (...)").
-  std::string exit_status;
-};
-
 // One task: a forked process. Created by Runtime::AddTask, owned by the
 // Runtime. Thread-compatible (the runner's thread).
 //
@@ -122,17 +90,18 @@ struct TaskResult {
 //   | running  | Terminate() / timeout / Ctrl-C     | done (Aborted) |
 class Task {
  public:
-  enum class State { kPending, kRunning, kDone };
+  using State = TaskState;
 
   const std::string& id() const { return definition_.id; }
   const TaskDefinition& definition() const { return definition_; }
-  State state() const { return state_; }
+  State state() const;
   // The task process, once started (pyATS: None until started).
   std::optional<pid_t> pid() const;
   // The task's log file.
   std::string log_path() const;
   // Set once the task is done (pyATS: None until terminated).
-  const std::optional<TaskResult>& result() const { return result_; }
+  const std::optional<TaskResult>& result() const;
+  // Running: started and its end not handled yet.
   bool is_alive() const;
 
   // Forks the task process. kFailedPrecondition unless pending (also for a
@@ -140,10 +109,11 @@ class Task {
   // (see Process::Start) otherwise, and the task is then done: Errored.
   absl::Status Start();
   // Waits up to `timeout` for the process to end and records its result.
-  // kDeadlineExceeded if it is still running (it keeps running). Handles
-  // SIGINT/SIGTERM meanwhile as RunAll does: the first aborts every running
-  // task (SIGTERM, SIGKILL after the grace; this Join returns once this task
-  // ended) and blocks the pending ones, the second kills every running task.
+  // kDeadlineExceeded if it is still running (it keeps running). Meanwhile
+  // the job goes on as in RunAll: other tasks' ends are recorded, timeouts
+  // enforced, and SIGINT/SIGTERM handled (the first aborts every running
+  // task, SIGTERM then SIGKILL after the grace, and blocks the pending ones;
+  // the second kills every running task).
   absl::Status Join(absl::Duration timeout = absl::InfiniteDuration());
   // pyATS Task.wait(max_runtime): Join(max_runtime); if it is still running
   // then, Terminate()s it (result Aborted) and returns kDeadlineExceeded.
@@ -154,23 +124,13 @@ class Task {
 
  private:
   friend class Runtime;
-  Task(Runtime* runtime, TaskDefinition definition)
-      : runtime_(runtime), definition_(std::move(definition)) {}
-
-  // Records the result of a process that has ended (Join() succeeded or it
-  // was killed); `abort_reason_` turns it into Aborted.
-  void Complete();
-  void SetDone(TaskResult result);
+  Task(Runtime* runtime, size_t index, TaskDefinition definition)
+      : runtime_(runtime), index_(index), definition_(std::move(definition)) {}
+  const Scheduler::Task& scheduled() const;
 
   Runtime* runtime_;
+  size_t index_;  // in the Runtime's scheduler
   TaskDefinition definition_;
-  State state_ = State::kPending;
-  std::optional<Process> process_;
-  absl::Time start_time_;
-  // Set when the runner decided to stop the task (timeout, Ctrl-C).
-  std::string abort_reason_;
-  std::optional<absl::Time> kill_deadline_;
-  std::optional<TaskResult> result_;
 };
 
 // One job run. Create() sets up the run; tasks are added and run; Finish()
@@ -219,26 +179,30 @@ class Runtime {
   // The reporter's socket ("" once it died).
   std::string reporter_socket() const;
   // True after the first SIGINT/SIGTERM.
-  bool interrupted() const { return interrupts_ > 0; }
+  bool interrupted() const { return scheduler_->interrupted(); }
 
  private:
   friend class Task;
   Runtime(RuntimeOptions options, RunInfo runinfo)
       : options_(std::move(options)), runinfo_(std::move(runinfo)) {}
 
-  // Checks the reporter after a failed call or a hang-up on its control
-  // socket; on death, logs it and keeps a warning (exit code 3).
+  // Reporter: checks it after a failed call or a hang-up on its control
+  // socket (on death: logged, a warning, exit code 3); sends what was posted
+  // (before the runner sleeps); waits until the registrations posted so far
+  // are applied (before a task starts: its client must be known).
   void CheckReporter();
-  // Sends what was posted to the reporter (task registrations, starts and
-  // ends); called before the runner sleeps in poll().
   void FlushReporter();
-  // Waits until the reporter applied the registrations posted since the
-  // last call (one round trip), so that a task's client is known to it.
   void SyncReporterRegistrations();
-  void OnStarted(Task& task);
-  void OnDone(Task& task);
-  // First signal: abort running tasks, block pending ones. Second: kill all.
-  void OnInterrupt(int signo);
+  void OnStarted(size_t index);
+  void OnDone(size_t index);
+  // The report files: through the reporter, or the fallback report.
+  std::vector<std::string> WriteReport(
+      absl::Span<const TaskRecord> records, absl::Time stop,
+      absl::flat_hash_map<std::string, reporter::ResultInfo>* reported);
+  // Ends descendants that escaped their task's process group.
+  void KillEscapedProcesses();
+  // Writes the archive; its path, or "" (with a warning) on failure.
+  std::string WriteArchive(std::vector<std::string>* warnings);
 
   RuntimeOptions options_;
   RunInfo runinfo_;
@@ -247,18 +211,15 @@ class Runtime {
   // The runner is a child subreaper: descendants that escaped their task's
   // process group (setsid, double fork) end up here and are killed at Finish.
   std::optional<Supervisor> supervisor_;
+  std::optional<InterruptSignals> signals_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Scheduler> scheduler_;
   std::vector<std::unique_ptr<Task>> tasks_;
-  // The tasks in State::kRunning, in start order.
-  std::vector<Task*> running_;
   // AddTask posted a registration not known to be applied yet.
   bool registrations_unsynced_ = false;
   std::optional<Progress> progress_;
   std::vector<std::string> warnings_;
   bool infrastructure_failed_ = false;
-  int interrupts_ = 0;
-  int signal_fd_ = -1;
-  // The signal mask before Create() blocked SIGINT and SIGTERM.
-  std::optional<sigset_t> saved_signal_mask_;
   bool joblog_installed_ = false;
   bool finished_ = false;
 };

@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "fork/process.h"
-#include "runner/runtime.h"
+#include "runner/task_definition.h"
 #include "runner/task_function.h"
 #include "serialize/serialize.h"
 
