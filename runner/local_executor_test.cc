@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,19 +37,23 @@ class LocalExecutorTest : public ::testing::Test {
     return launch;
   }
 
-  // Waits until run `id` ended; other events are kept in `events_`.
+  // Waits until run `id` ended; other runs' ends are kept for later.
   TaskEnd WaitFor(Executor::RunId id) {
     for (;;) {
+      if (auto it = ended_.find(id); it != ended_.end()) {
+        TaskEnd end = std::move(it->second);
+        ended_.erase(it);
+        return end;
+      }
       Executor::Events events;
       EXPECT_THAT(executor_.Wait(absl::InfiniteFuture(), {}, &events), IsOk());
-      for (auto& [run, end] : events.ended) {
-        if (run == id) return std::move(end);
-      }
+      for (auto& [run, end] : events.ended) ended_.emplace(run, std::move(end));
     }
   }
 
   LocalExecutor executor_;
   std::vector<std::unique_ptr<TaskDefinition>> definitions_;
+  std::map<Executor::RunId, TaskEnd> ended_;
 };
 
 TEST_F(LocalExecutorTest, DeliversTheOutcomeAndTheExitStatus) {
