@@ -668,7 +668,7 @@ BENCHMARK(BM_Queue_2x2_64B)->UseRealTime();
 BENCHMARK(BM_Pipe_RoundTrip_64B)->UseRealTime();
 BENCHMARK(BM_KernelPipe_RoundTrip_64B)->UseRealTime();
 
-// Console output plus a summary of the ratios the README tracks.
+// Console output plus a summary of the ratios docs/BENCHMARKS.md tracks.
 class SummaryReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {

@@ -45,7 +45,6 @@
 #include "ipc/internal/ring.h"
 #include "ipc/message_view.h"
 #include "ipc/shared_memory.h"
-#include "serialize/serialize.h"
 
 namespace taskfork::ipc {
 
@@ -108,20 +107,6 @@ class Pipe {
   // true if one is waiting, false at the deadline. Errors: kUnavailable (the
   // peer is gone and nothing is left), kFailedPrecondition (closed end).
   absl::StatusOr<bool> Poll(absl::Duration timeout = absl::ZeroDuration());
-
-  // Typed send and receive through //serialize (T: serialize::kIsSerializable).
-  // RecvValue also returns Decode's errors (kInvalidArgument for bytes of
-  // another type, kDataLoss for corrupt bytes); the message is consumed.
-  template <typename T>
-  absl::Status SendValue(const T& value,
-                         absl::Duration timeout = absl::InfiniteDuration()) {
-    return Send(serialize::Encode(value), timeout);
-  }
-  template <typename T>
-  absl::StatusOr<T> RecvValue(absl::Duration timeout = absl::InfiniteDuration()) {
-    TASKFORK_ASSIGN_OR_RETURN(std::string bytes, Recv(timeout));
-    return serialize::Decode<T>(bytes);
-  }
 
   // Whether any process still holds the other end (a system call).
   bool PeerAlive() const;

@@ -4,11 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -16,7 +14,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ipc/internal/test_util.h"
-#include "serialize/serialize.h"
 
 namespace taskfork::ipc {
 namespace {
@@ -313,20 +310,6 @@ TEST(Pipe, ConsumeErrorsTimeoutAndClosedEnd) {
   EXPECT_THAT(a.Consume(CopyMessageTo(&out)),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        HasSubstr("Pipe::Consume: this end is closed")));
-}
-
-TEST(Pipe, TypedValues) {
-  auto ends = Pipe::Create(Capacity(4096));
-  ASSERT_THAT(ends, IsOk());
-  auto& [a, b] = *ends;
-  const std::map<std::string, std::vector<int>> value = {{"x", {1, 2}}, {"y", {}}};
-  ASSERT_THAT(a.SendValue(value), IsOk());
-  EXPECT_THAT((b.RecvValue<std::map<std::string, std::vector<int>>>()),
-              IsOkAndHolds(value));
-  ASSERT_THAT(a.SendValue(std::string("text")), IsOk());
-  EXPECT_THAT(b.RecvValue<int>(), StatusIs(absl::StatusCode::kInvalidArgument));
-  ASSERT_THAT(a.Send("not serialized"), IsOk());
-  EXPECT_THAT(b.RecvValue<int>(), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

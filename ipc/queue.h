@@ -50,7 +50,6 @@
 #include "ipc/internal/ring.h"
 #include "ipc/message_view.h"
 #include "ipc/shared_memory.h"
-#include "serialize/serialize.h"
 
 namespace taskfork::ipc_internal {
 struct QueueShared;  // the segment's header (queue.cc)
@@ -133,24 +132,6 @@ class Queue {
   // Consume without waiting: kUnavailable if the queue is empty now.
   absl::Status TryConsume(
       absl::FunctionRef<absl::Status(const MessageView&)> fn);
-
-  // Typed Put and Get through //serialize (T: serialize::kIsSerializable).
-  // GetValue also returns Decode's errors (kInvalidArgument for bytes of
-  // another type, kDataLoss for corrupt bytes); the message is consumed.
-  // It copies the bytes out and decodes after releasing the consumers' lock,
-  // so consumers decode in parallel; to decode in place instead (one copy
-  // fewer, with the lock held), call Decode<T>(m.Flatten(&scratch)) in
-  // Consume.
-  template <typename T>
-  absl::Status PutValue(const T& value,
-                        absl::Duration timeout = absl::InfiniteDuration()) {
-    return Put(serialize::Encode(value), timeout);
-  }
-  template <typename T>
-  absl::StatusOr<T> GetValue(absl::Duration timeout = absl::InfiniteDuration()) {
-    TASKFORK_ASSIGN_OR_RETURN(std::string bytes, Get(timeout));
-    return serialize::Decode<T>(bytes);
-  }
 
   // Closes the queue for every process: later Puts fail, Gets drain what is
   // left, waiters wake. Idempotent.

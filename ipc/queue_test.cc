@@ -485,19 +485,6 @@ TEST(Queue, ConsumeFreesRoomForABlockedProducerInAnotherProcess) {
   EXPECT_EQ(WaitExit(child), 0);
 }
 
-TEST(Queue, TypedValuesThroughSerialize) {
-  auto queue = Queue::Create(Capacity(4096));
-  ASSERT_THAT(queue, IsOk());
-  const std::vector<std::pair<std::string, int64_t>> value = {{"a", 1}, {"b", -2}};
-  ASSERT_THAT(queue->PutValue(value), IsOk());
-  EXPECT_THAT((queue->GetValue<std::vector<std::pair<std::string, int64_t>>>()),
-              IsOkAndHolds(value));
-  ASSERT_THAT(queue->PutValue(std::string("text")), IsOk());
-  EXPECT_THAT(queue->GetValue<int>(), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(queue->GetValue<int>(absl::Milliseconds(1)),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
-}
-
 TEST(Queue, FullShmIsResourceExhaustedAtCreate) {
   const absl::Status status = RunInChild([]() -> absl::Status {
     TASKFORK_RETURN_IF_ERROR(MountPrivateTmpfs("size=256k,mode=1777"));

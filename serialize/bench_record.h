@@ -1,6 +1,6 @@
-// The benchmark record of issue 3, shared by every benchmark that times it
+// The benchmark record, shared by every benchmark that times it
 // (serialize/serialize_benchmark.cc, fork/process_benchmark.cc) and by
-// tools/bench/serialize_pickle.py's Python twin: the pyATS seed's pickle
+// tools/bench/serialize_pickle.py's Python twin: pyATS's pickle
 // example (name, callsign, a 4-string also_known_as tuple) plus 100 int64
 // values and a 10-entry map<string, double>. Testonly.
 //

@@ -115,7 +115,7 @@ void BM_Glibc_LocaltimeR(benchmark::State& state) {
 BENCHMARK(BM_TimeGate_LocaltimeR);
 BENCHMARK(BM_Glibc_LocaltimeR);
 
-// Console output plus the ratio the README tracks.
+// Console output plus the ratio docs/BENCHMARKS.md tracks.
 class SummaryReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {

@@ -67,7 +67,7 @@ struct RingIndices {
 
 inline constexpr size_t kRecordHeader = 8;
 // Messages of at least this many bytes are written with non-temporal stores
-// (ipc/README.md, Benchmarks: 1 MiB messages).
+// (docs/ipc.md, Large messages).
 inline constexpr size_t kStreamingCopyMin = size_t{64} << 10;
 // The largest capacity a ring supports (lengths take 41 bits of a header).
 inline constexpr uint64_t kMaxRingCapacity = uint64_t{1} << 40;

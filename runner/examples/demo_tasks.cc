@@ -16,6 +16,7 @@
 #include "fork/pcall.h"
 #include "glog/logging.h"
 #include "ipc/queue.h"
+#include "ipc/typed.h"
 #include "reporter/client.h"
 #include "runner/task_function.h"
 
@@ -105,7 +106,7 @@ TASKFORK_TASK(queue_pipeline)(TaskContext& context) {
   std::thread consumer([&] {
     for (int n = 0; n < producers * per_producer; ++n) {
       absl::StatusOr<std::pair<int, int>> item =
-          queue->GetValue<std::pair<int, int>>(absl::Seconds(30));
+          ipc::GetValue<std::pair<int, int>>(*queue, absl::Seconds(30));
       if (!item.ok()) {
         consumed = item.status();
         return;
@@ -116,7 +117,7 @@ TASKFORK_TASK(queue_pipeline)(TaskContext& context) {
   absl::StatusOr<std::vector<int>> sent = Pcall(
       [&](int producer) {
         for (int k = 0; k < per_producer; ++k) {
-          if (!queue->PutValue(std::make_pair(producer, k)).ok()) return k;
+          if (!ipc::PutValue(*queue, std::make_pair(producer, k)).ok()) return k;
         }
         return per_producer;
       },

@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "fork/pcall.h"
 #include "ipc/queue.h"
+#include "ipc/typed.h"
 #include "reporter/client.h"
 #include "reporter/server.h"
 
@@ -28,7 +29,7 @@ absl::StatusOr<int64_t> SumThroughQueue(int producers, int per_producer) {
       [&](int id) {
         for (int n = 0; n < per_producer; ++n) {
           Hero hero{absl::StrCat("hero ", id, ".", n), {id, n, 1}};
-          if (!queue->PutValue(hero).ok()) return -1;
+          if (!taskfork::ipc::PutValue(*queue, hero).ok()) return -1;
         }
         return per_producer;
       },
@@ -36,7 +37,7 @@ absl::StatusOr<int64_t> SumThroughQueue(int producers, int per_producer) {
   if (!put.ok()) return put.status();
   int64_t sum = 0;
   for (int i = 0; i < producers * per_producer; ++i) {
-    absl::StatusOr<Hero> hero = queue->GetValue<Hero>(absl::Seconds(30));
+    absl::StatusOr<Hero> hero = taskfork::ipc::GetValue<Hero>(*queue, absl::Seconds(30));
     if (!hero.ok()) return hero.status();
     for (int64_t score : hero->scores) sum += score;
   }

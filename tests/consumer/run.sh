@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and tests tests/consumer, a separate Bazel workspace that uses
 # taskfork as another repository would (local_repository + taskfork_dependencies),
-# and checks that depending on four taskfork targets builds only those and
+# and checks that depending on a few taskfork targets builds only those and
 # what they need (not the runner, tasklog or the benchmarks).
 #
 #   tests/consumer/run.sh        # from anywhere; exits non-zero on failure
@@ -24,7 +24,7 @@ echo "${packages}" | sed 's/^/  /'
 unwanted="$(echo "${packages}" |
   grep -E '^@taskfork//(runner|tasklog|tests|tools/bench)(/|$)' || true)"
 if [[ -n "${unwanted}" ]]; then
-  echo "tests/consumer: depending on serialize, fork:pcall, ipc:queue and" \
+  echo "tests/consumer: depending on serialize, fork:pcall, ipc:queue/typed and" \
     "reporter:client/server pulls in: ${unwanted}" >&2
   exit 1
 fi

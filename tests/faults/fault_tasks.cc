@@ -26,6 +26,7 @@
 #include "fork/process.h"
 #include "glog/logging.h"
 #include "ipc/queue.h"
+#include "ipc/typed.h"
 #include "reporter/client.h"
 #include "runner/task_function.h"
 
@@ -229,10 +230,10 @@ TASKFORK_TASK(fault_shm_queue)(TaskContext& context) {
       ipc::Queue::Create({.capacity_bytes = static_cast<size_t>(*capacity)});
   if (!queue.ok()) return queue.status();
   absl::StatusOr<Process> child = Process::Start({}, [&queue]() -> int {
-    return queue->PutValue(std::string("hello through /dev/shm")).ok() ? 0 : 1;
+    return ipc::PutValue(*queue, std::string("hello through /dev/shm")).ok() ? 0 : 1;
   });
   if (!child.ok()) return child.status();
-  absl::StatusOr<std::string> got = queue->GetValue<std::string>();
+  absl::StatusOr<std::string> got = ipc::GetValue<std::string>(*queue);
   if (!got.ok()) return got.status();
   absl::StatusOr<ExitStatus> joined = child->Join();
   if (!joined.ok()) return joined.status();
@@ -305,7 +306,7 @@ TASKFORK_TASK(fault_busy)(TaskContext& context) {
     absl::StatusOr<Process> child =
         Process::Start({.own_process_group = false}, [&, c]() -> int {
           work(absl::StrCat("child ", c), *rounds);
-          return queue->PutValue(c).ok() ? 0 : 1;
+          return ipc::PutValue(*queue, c).ok() ? 0 : 1;
         });
     if (!child.ok()) return child.status();
     kids.push_back(std::move(*child));
@@ -321,7 +322,7 @@ TASKFORK_TASK(fault_busy)(TaskContext& context) {
     }
   }
   for (int64_t c = 0; c < *children; ++c) {
-    absl::StatusOr<int64_t> got = queue->GetValue<int64_t>(absl::ZeroDuration());
+    absl::StatusOr<int64_t> got = ipc::GetValue<int64_t>(*queue, absl::ZeroDuration());
     if (!got.ok()) return got.status();
   }
   return absl::OkStatus();

@@ -41,6 +41,7 @@
 #include "fork/pcall.h"
 #include "glog/logging.h"
 #include "ipc/queue.h"
+#include "ipc/typed.h"
 #include "ipc/shared_memory.h"
 #include "reporter/client.h"
 #include "runner/task_function.h"
@@ -166,9 +167,9 @@ absl::Status Sample(TaskContext& context, const std::string& shm_prefix,
 int64_t Square(ipc::Queue& work, ipc::Queue& results, int child) {
   int64_t done = 0;
   for (;;) {
-    absl::StatusOr<int64_t> item = work.GetValue<int64_t>(absl::Seconds(60));
+    absl::StatusOr<int64_t> item = ipc::GetValue<int64_t>(work, absl::Seconds(60));
     if (!item.ok()) break;  // kOutOfRange: closed and drained
-    if (!results.PutValue(*item * *item, absl::Seconds(60)).ok()) return -1;
+    if (!ipc::PutValue(results, *item * *item, absl::Seconds(60)).ok()) return -1;
     ++done;
   }
   LOG(INFO) << "soak child " << child << " squared " << done << " items";
@@ -194,7 +195,7 @@ TASKFORK_TASK(soak_work)(TaskContext& context) {
                           .name = ipc::SharedMemory::UniqueName(shm_prefix)}));
   int64_t expected = 0;
   for (int64_t i = 1; i <= kItems; ++i) {
-    TASKFORK_RETURN_IF_ERROR(work.PutValue(i));
+    TASKFORK_RETURN_IF_ERROR(ipc::PutValue(work, i));
     expected += i * i;
   }
   work.Close();
