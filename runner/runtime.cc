@@ -12,9 +12,7 @@
 #include "base/status_macros.h"
 #include "glog/logging.h"
 #include "ipc/shm_check.h"
-#include "reporter/report_builder.h"
 #include "runner/archive.h"
-#include "runner/fallback_report.h"
 #include "runner/local_executor.h"
 #include "runner/task_body.h"
 #include "tasklog/tasklog.h"
@@ -113,21 +111,9 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
                  << supervisor.status();
   }
 
-  reporter::ReporterServerOptions server_options;
-  server_options.runinfo_dir = info.dir();
-  server_options.job_name = opts.job_name;
-  server_options.job_id = info.uid();
-  server_options.registered_tasks_only = true;  // AddTask registers each
-  auto server = reporter::ReporterServer::Start(std::move(server_options));
-  if (!server.ok()) {
-    LOG(ERROR) << "reporter: " << server.status();
-    return absl::Status(server.status().code(),
-                        absl::StrCat("cannot start the reporter server: ",
-                                     server.status().message()));
-  }
-  runtime->reporter_.emplace(std::move(*server));
-  LOG(INFO) << "reporter server pid " << runtime->reporter_->pid() << " on "
-            << runtime->reporter_->socket_path();
+  TASKFORK_ASSIGN_OR_RETURN(JobReporter reporter,
+                            JobReporter::Start(info, opts.job_name));
+  runtime->reporter_.emplace(std::move(reporter));
 
   // SIGINT / SIGTERM become events of the scheduler's loop. Task processes
   // reset their mask and dispositions (ProcessOptions::reset_signals).
@@ -139,13 +125,13 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
   // The task's client may say hello as soon as it runs, on a socket of its
   // own: the server must know the task by then (registered_tasks_only).
   hooks.before_start = [r](size_t, TaskLaunch* launch) {
-    r->SyncReporterRegistrations();
+    r->reporter_->Sync();
     launch->reporter_socket = r->reporter_socket();  // "" once it died
   };
   hooks.on_started = [r](size_t index) { r->OnStarted(index); };
   hooks.on_done = [r](size_t index) { r->OnDone(index); };
-  hooks.before_wait = [r] { r->FlushReporter(); };
-  hooks.on_fd = [r](int) { r->CheckReporter(); };  // the control socket
+  hooks.before_wait = [r] { r->reporter_->Flush(); };
+  hooks.on_fd = [r](int) { r->reporter_->Check(); };  // the control socket
   hooks.on_tick = [r](absl::Time now) {
     if (r->progress_.has_value()) r->progress_->Refresh(now);
   };
@@ -157,6 +143,8 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
   if (runtime->reporter_->control_fd() >= 0) {
     runtime->scheduler_->WatchFd(runtime->reporter_->control_fd());
   }
+  runtime->reporter_->set_on_death(
+      [r](int fd) { r->scheduler_->UnwatchFd(fd); });
   if (opts.console_fd >= 0) {
     runtime->progress_.emplace(opts.console_fd, opts.console_is_tty, 0);
   }
@@ -179,6 +167,11 @@ Runtime::~Runtime() {
 
 std::string Runtime::reporter_socket() const {
   return reporter_.has_value() ? reporter_->socket_path() : "";
+}
+
+TaskRecord Runtime::Record(const Task& task) const {
+  return {task.id(), task.definition().description, task.log_path(),
+          task.result()};
 }
 
 absl::StatusOr<Task*> Runtime::AddTask(TaskDefinition definition) {
@@ -206,61 +199,12 @@ absl::StatusOr<Task*> Runtime::AddTask(TaskDefinition definition) {
   launch.runinfo_dir = runinfo_.dir();
   launch.task_stdin = options_.task_stdin;
   CHECK_EQ(scheduler_->Add(std::move(launch)), task->index_);
-  if (reporter_.has_value()) {
-    reporter::TaskInfo info;
-    info.set_id(task->id());
-    info.set_name(task->id());
-    info.set_description(task->definition().description);
-    info.set_logfile(task->log_path());
-    // Posted: sent with the next batch, and applied by the server before
-    // the next task starts (SyncReporterRegistrations), one round trip for
-    // all the tasks added until then.
-    const absl::Status status = reporter_->PostRegisterTask(info);
-    registrations_unsynced_ = true;
-    if (!status.ok()) {
-      LOG(WARNING) << "reporter: cannot register task " << task->id() << ": "
-                   << status;
-      CheckReporter();
-    }
-  }
+  reporter_->RegisterTask(Record(*task));
   if (progress_.has_value()) {
     progress_.emplace(options_.console_fd, options_.console_is_tty,
                       static_cast<int>(tasks_.size()));
   }
   return task;
-}
-
-void Runtime::CheckReporter() {
-  if (!reporter_.has_value()) return;
-  const absl::Status alive = reporter_->CheckAlive();
-  if (alive.ok()) return;
-  const std::string warning =
-      absl::StrCat("reporter server died mid-run (", alive.message(),
-                   "); results.json was written from the tasks' results");
-  LOG(ERROR) << warning;
-  warnings_.push_back(warning);
-  infrastructure_failed_ = true;
-  scheduler_->UnwatchFd(reporter_->control_fd());
-  reporter_.reset();
-}
-
-void Runtime::SyncReporterRegistrations() {
-  if (!registrations_unsynced_ || !reporter_.has_value()) return;
-  registrations_unsynced_ = false;
-  const absl::Status status = reporter_->SyncPosted();
-  if (!status.ok()) {
-    LOG(WARNING) << "reporter: cannot register the tasks: " << status;
-    CheckReporter();
-  }
-}
-
-void Runtime::FlushReporter() {
-  if (!reporter_.has_value()) return;
-  const absl::Status status = reporter_->FlushPosted();
-  if (!status.ok()) {
-    LOG(WARNING) << "reporter: " << status;
-    CheckReporter();
-  }
 }
 
 void Runtime::OnStarted(size_t index) {
@@ -269,22 +213,7 @@ void Runtime::OnStarted(size_t index) {
   RunnerLogLine(__FILE__, __LINE__,
                 absl::StrCat("task ", task.id(), " started, pid ", run.pid,
                              ", log ", run.launch.log_path));
-  if (reporter_.has_value()) {
-    // The task's start as its own client would report it, so that a task
-    // process that reports nothing never connects to the reporter.
-    reporter::TaskStart start;
-    start.set_name(task.id());
-    start.set_description(task.definition().description);
-    start.set_logfile(run.launch.log_path);
-    *start.mutable_time() = reporter::ToProtoTime(run.start_time);
-    const absl::Status status =
-        reporter_->PostTaskStarted(task.id(), run.pid, start);
-    if (!status.ok()) {
-      LOG(WARNING) << "reporter: cannot record the start of " << task.id()
-                   << ": " << status;
-      CheckReporter();
-    }
-  }
+  reporter_->TaskStarted(Record(task), run.pid, run.start_time);
   if (progress_.has_value()) progress_->Started(task.id(), run.pid, absl::Now());
 }
 
@@ -297,17 +226,7 @@ void Runtime::OnDone(size_t index) {
                              result.reason.empty() ? "" : ", ", result.reason,
                              result.exit_status.empty() ? "" : "; ",
                              result.exit_status));
-  if (reporter_.has_value()) {
-    // With its pid (0 if it never ran) the task's stop is recorded too.
-    const absl::Status status = reporter_->PostTaskEnded(
-        task.id(), task.scheduled().pid,
-        reporter::MakeResultInfo(result.result, result.reason), absl::Now());
-    if (!status.ok()) {
-      LOG(WARNING) << "reporter: cannot record the result of " << task.id()
-                   << ": " << status;
-      CheckReporter();
-    }
-  }
+  reporter_->TaskEnded(task.id(), task.scheduled().pid, result);
   if (progress_.has_value()) {
     progress_->Finished(task.id(), result.result, result.runtime, result.reason,
                         absl::Now());
@@ -315,41 +234,6 @@ void Runtime::OnDone(size_t index) {
 }
 
 void Runtime::RunAll(int max_parallel) { scheduler_->RunAll(max_parallel); }
-
-std::vector<std::string> Runtime::WriteReport(
-    absl::Span<const TaskRecord> records, absl::Time stop,
-    absl::flat_hash_map<std::string, reporter::ResultInfo>* reported) {
-  if (reporter_.has_value()) {
-    auto finalized = reporter_->Finalize();
-    scheduler_->UnwatchFd(reporter_->control_fd());
-    reporter_.reset();
-    if (finalized.ok()) {
-      // Each task's result as the report has it: its own rolled up with its
-      // sections' (a section a forked child left open is Errored, say).
-      for (const reporter::TaskReport& task : finalized->report.tasks()) {
-        (*reported)[task.id()] = task.result();
-      }
-      return {finalized->paths.results_json, finalized->paths.xunit_xml};
-    }
-    const std::string warning = absl::StrCat(
-        "reporter could not finalize (", finalized.status().ToString(),
-        "); results.json was written from the tasks' results");
-    LOG(ERROR) << warning;
-    warnings_.push_back(warning);
-    infrastructure_failed_ = true;
-  }
-  auto paths = WriteFallbackReport({.job_name = options_.job_name,
-                                    .job_id = runinfo_.uid(),
-                                    .start = start_time_,
-                                    .stop = stop},
-                                   records, runinfo_.dir());
-  if (paths.ok()) return {paths->results_json, paths->xunit_xml};
-  LOG(ERROR) << "cannot write the report: " << paths.status();
-  warnings_.push_back(
-      absl::StrCat("no report written: ", paths.status().ToString()));
-  infrastructure_failed_ = true;
-  return {};
-}
 
 void Runtime::KillEscapedProcesses() {
   if (!supervisor_.has_value()) return;
@@ -396,13 +280,15 @@ int Runtime::Finish() {
   const absl::Time stop = absl::Now();
 
   std::vector<TaskRecord> records;
-  for (const auto& task : tasks_) {
-    records.push_back({task->id(), task->definition().description,
-                       task->log_path(), task->result()});
-  }
+  for (const auto& task : tasks_) records.push_back(Record(*task));
   absl::flat_hash_map<std::string, reporter::ResultInfo> reported;
   JobSummary summary;
-  summary.report_files = WriteReport(records, stop, &reported);
+  summary.report_files = reporter_->WriteReport(
+      {.job_name = options_.job_name,
+       .job_id = runinfo_.uid(),
+       .start = start_time_,
+       .stop = stop},
+      records, runinfo_.dir(), &reported);
   // Descendants that escaped their task's group were re-parented to us.
   KillEscapedProcesses();
 
@@ -412,6 +298,9 @@ int Runtime::Finish() {
   summary.stop = stop;
   summary.runinfo_dir = runinfo_.dir();
   summary.warnings = scheduler_->warnings();
+  summary.warnings.insert(summary.warnings.end(),
+                          reporter_->warnings().begin(),
+                          reporter_->warnings().end());
   summary.warnings.insert(summary.warnings.end(), warnings_.begin(),
                           warnings_.end());
   summary.tasks = SummarizeTasks(records, reported);
@@ -423,7 +312,8 @@ int Runtime::Finish() {
     if (!archive.empty()) summary.report_files.push_back(archive);
   }
   if (progress_.has_value()) progress_->Print(FormatSummary(summary));
-  return RunnerExitCode(summary.tasks, infrastructure_failed_);
+  return RunnerExitCode(summary.tasks,
+                        infrastructure_failed_ || reporter_->failed());
 }
 
 }  // namespace taskfork::runner

@@ -33,7 +33,7 @@
 #include "fork/process.h"
 #include "fork/supervisor.h"
 #include "glog/logging.h"
-#include "reporter/server.h"
+#include "runner/job_reporter.h"
 #include "runner/console.h"
 #include "runner/executor.h"
 #include "runner/runinfo.h"
@@ -186,19 +186,9 @@ class Runtime {
   Runtime(RuntimeOptions options, RunInfo runinfo)
       : options_(std::move(options)), runinfo_(std::move(runinfo)) {}
 
-  // Reporter: checks it after a failed call or a hang-up on its control
-  // socket (on death: logged, a warning, exit code 3); sends what was posted
-  // (before the runner sleeps); waits until the registrations posted so far
-  // are applied (before a task starts: its client must be known).
-  void CheckReporter();
-  void FlushReporter();
-  void SyncReporterRegistrations();
   void OnStarted(size_t index);
   void OnDone(size_t index);
-  // The report files: through the reporter, or the fallback report.
-  std::vector<std::string> WriteReport(
-      absl::Span<const TaskRecord> records, absl::Time stop,
-      absl::flat_hash_map<std::string, reporter::ResultInfo>* reported);
+  TaskRecord Record(const Task& task) const;
   // Ends descendants that escaped their task's process group.
   void KillEscapedProcesses();
   // Writes the archive; its path, or "" (with a warning) on failure.
@@ -207,7 +197,7 @@ class Runtime {
   RuntimeOptions options_;
   RunInfo runinfo_;
   absl::Time start_time_ = absl::Now();
-  std::optional<reporter::ReporterServer> reporter_;
+  std::optional<JobReporter> reporter_;
   // The runner is a child subreaper: descendants that escaped their task's
   // process group (setsid, double fork) end up here and are killed at Finish.
   std::optional<Supervisor> supervisor_;
@@ -215,8 +205,6 @@ class Runtime {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<std::unique_ptr<Task>> tasks_;
-  // AddTask posted a registration not known to be applied yet.
-  bool registrations_unsynced_ = false;
   std::optional<Progress> progress_;
   std::vector<std::string> warnings_;
   bool infrastructure_failed_ = false;
