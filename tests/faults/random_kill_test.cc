@@ -3,7 +3,7 @@
 // (tasks, their children, the reporter server) are SIGKILLed at random
 // points, many times. Every run must end with a valid results.json listing
 // every task, exit code 0 (nothing that mattered was hit), 1 or 3 as
-// DESIGN.md documents, and nothing left behind: processes, sockets, and
+// docs/DESIGN.md documents, and nothing left behind: processes, sockets, and
 // (in a private /dev/shm when mount namespaces are available) shared memory.
 //
 // FAULTS_RANDOM_KILL_ITERATIONS (default 30) and FAULTS_RANDOM_KILL_SEED

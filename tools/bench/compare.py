@@ -392,7 +392,8 @@ class Figure:
 
 
 FIGURES: Tuple[Figure, ...] = (
-    # //serialize (issue 3): the record is the seed's example + 100 int64 +
+    # //serialize: the record is serialize/bench_record.h's (a name, a
+    # callsign, a 4-string tuple) + 100 int64 +
     # a 10-entry map<string, double>.
     # One process, CPU-bound: CPU time, which a loaded machine inflates less
     # than wall-clock time.
@@ -423,7 +424,7 @@ FIGURES: Tuple[Figure, ...] = (
            floor=bm("serialize", "BM_Memcpy_Blob1M", field="cpu_ns",
                     label="memcpy"),
            targets=(Target("floor", "<=", 2.0, "<= 2x memcpy"),)),
-    # //fork (issue 4).
+    # //fork.
     Figure("fork", "Process start+join (trivial child)", TIME, "",
            bm("fork", "BM_Process_StartJoin"),
            peer=py("fork_mp", "start_join_ns", "Python Process"),
@@ -438,7 +439,7 @@ FIGURES: Tuple[Figure, ...] = (
            peer=py("fork_mp", "pcall_100_ns", "Python Process+Queue"),
            floor=bm("fork", "BM_RawFork_100", label="100 raw forks"),
            targets=(Target("floor", "<=", 1.5, "<= 1.5x 100 raw forks"),)),
-    # //ipc (issue 5): two processes unless noted.
+    # //ipc: two processes unless noted.
     Figure("ipc", "Queue 64 B, 1 producer -> 1 consumer", RATE, "items",
            bm("ipc", "BM_Queue_64B", field="items_per_second"),
            peer=bm("ipc", "BM_BoostMessageQueue_64B", field="items_per_second",
@@ -494,7 +495,7 @@ FIGURES: Tuple[Figure, ...] = (
            bm("ipc", "BM_Pipe_RoundTrip_64B"),
            peer=inverse_rate(py("ipc_mp", "pipe_round_trip_per_s",
                                 "Python Pipe"))),
-    # //tasklog (issue 6).
+    # //tasklog.
     Figure("tasklog", "LOG(INFO) to the task's file, 1 thread", RATE, "lines",
            bm("tasklog", "BM_TaskLog_Logging", field="items_per_second"),
            peer=bm("tasklog", "BM_Glog_FileLogging", field="items_per_second",
@@ -505,7 +506,7 @@ FIGURES: Tuple[Figure, ...] = (
            peer=bm("tasklog", "BM_Glog_FileLogging/threads:4",
                    field="items_per_second", label="glog file"),
            targets=(Target("peer", ">=", 0.9, ">= 0.9x glog"),)),
-    # //reporter (issue 7).
+    # //reporter.
     Figure("reporter", "events applied, 8 client processes", RATE, "events",
            bm("reporter", "BM_Reporter_Events_8Clients", field="events/s"),
            floor=bm("reporter", "BM_RawUnixSocket_Events", field="events/s",
@@ -516,7 +517,7 @@ FIGURES: Tuple[Figure, ...] = (
            bm("reporter", "BM_Reporter_Events_1Client", field="events/s"),
            floor=bm("reporter", "BM_RawUnixSocket_Events", field="events/s",
                     label="raw Unix socket")),
-    # //runner (issue 8): N no-op function tasks, max_parallel 2, end to end.
+    # //runner: N no-op function tasks, max_parallel 2, end to end.
     Figure("runner", "job of {runner_tasks} no-op tasks, 2 at a time, per task",
            TIME, "",
            bm("runner", "BM_Runtime_Tasks", field="us_per_task@us"),

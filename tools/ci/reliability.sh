@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI's reliability stage (issue 10): fuzzing and sanitizers.
+# CI's reliability stage: fuzzing and sanitizers.
 #
 #   tools/ci/reliability.sh [FUZZ_SECONDS_PER_TARGET]     (default 90)
 #
