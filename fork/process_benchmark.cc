@@ -31,8 +31,8 @@
 namespace taskfork {
 namespace {
 
-// The //serialize benchmark record (serialize/bench_record.h): the pyATS
-// seed's pickle example plus 100 int64 values and 10 map entries.
+// The //serialize benchmark record (serialize/bench_record.h): a name, a
+// callsign, a 4-string tuple, 100 int64 values and 10 map entries.
 using serialize::BenchRecord;
 
 // Page faults (mostly copy-on-write after fork) of the parent and of the

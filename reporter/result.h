@@ -14,7 +14,7 @@
 namespace taskfork::reporter {
 
 // A section's, task's or job's result. Numeric order is the roll-up order
-// (docs/DESIGN.md "Results"; pyATS's documented roll-up table):
+// (docs/DESIGN.md "Results"; pyATS's documented 7x7 roll-up table):
 //   Skipped < Passed < Passx < Blocked < Failed < Errored < Aborted
 // The values equal report.proto's ResultCode values (RESULT_SKIPPED = 1 ...).
 enum class Result {

@@ -9,7 +9,7 @@
 namespace taskfork::reporter {
 namespace {
 
-// pyATS's documented 7x7 roll-up table (docs/DESIGN.md), transcribed cell by
+// pyATS's documented 7x7 roll-up table, transcribed cell by
 // cell with its row/column order: Fail Pass Abort Block Skip Err Passx.
 constexpr Result F = Result::kFailed, P = Result::kPassed,
                  A = Result::kAborted, B = Result::kBlocked,

@@ -392,7 +392,8 @@ class Figure:
 
 
 FIGURES: Tuple[Figure, ...] = (
-    # //serialize: the benchmark record is pyATS's serialization example + 100 int64 +
+    # //serialize: the record is serialize/bench_record.h's (a name, a
+    # callsign, a 4-string tuple) + 100 int64 +
     # a 10-entry map<string, double>.
     # One process, CPU-bound: CPU time, which a loaded machine inflates less
     # than wall-clock time.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Times Python's pickle.dumps/loads of the serialize benchmark record.
 
-The record is the one //serialize:serialize_benchmark uses (the pyATS seed's
-pickle example plus 100 int64 values and a 10-entry str->float dict). With
+The record is the one //serialize:serialize_benchmark uses (a name, a
+callsign, a 4-string tuple, 100 int64 values and a 10-entry str->float dict). With
 --benchmark_binary it also runs the C++ benchmark's record benchmarks and
 prints the ratio of pickle's round trip to taskfork::serialize's and
 protobuf's, so both come from one run on one machine:

@@ -1,4 +1,4 @@
-"""Compiler flags for taskfork's own code, in one place (STYLE.md rule 5)."""
+"""Compiler flags for taskfork's own code, in one place."""
 
 # Warnings on for project code; --config=ci makes them errors.
 TASKFORK_COPTS = [
