@@ -73,6 +73,9 @@ enum SetupStage : int32_t {
   kStageProcessGroup = 4,
   kStageParentDeath = 5,
   kStageName = 6,
+  // Spawned children only (fork/spawn.h); the parent names the path.
+  kStageChdir = 7,
+  kStageExec = 8,
 };
 
 struct SetupError {
@@ -139,13 +142,14 @@ bool WriteFrame(int fd, uint8_t tag, absl::string_view payload) {
 }
 
 // Async-signal-safe: reports a setup failure and exits.
-[[noreturn]] void FailSetup(int channel, SetupStage stage, int error) {
+[[noreturn]] void FailSetup(int channel, SetupStage stage, int error,
+                            int exit_code = kChildSetupFailedExitCode) {
   char frame[kFrameHeaderSize + sizeof(SetupError)];
   PutHeader(frame, kSetupErrorFrame, sizeof(SetupError));
   const SetupError e{stage, error};
   std::memcpy(frame + kFrameHeaderSize, &e, sizeof(e));
   WriteAll(channel, frame, sizeof(frame));
-  child_syscalls::Exit(kChildSetupFailedExitCode);
+  child_syscalls::Exit(exit_code);
 }
 
 std::string Demangle(const char* mangled) {
@@ -210,6 +214,7 @@ struct ChildPlan {
   char** environment;          // nullptr: keep
   ArgArea title_area;          // size 0: no title
   char dev_null[sizeof("/dev/null")];  // the path, here rather than in .rodata
+  const fork_internal::ExecTarget* exec;  // nullptr: run the body
 };
 
 [[noreturn]] void RunChild(const ChildPlan& plan, bool sends_result,
@@ -295,6 +300,17 @@ struct ChildPlan {
     const size_t n = std::min(options.name.size(), plan.title_area.size - 1);
     std::memcpy(plan.title_area.start, options.name.data(), n);
     std::memset(plan.title_area.start + n, 0, plan.title_area.size - n);
+  }
+  if (plan.exec != nullptr) {
+    // Spawn(): chdir and execve are async-signal-safe; the channel is
+    // O_CLOEXEC, so a successful exec closes it and the parent reads nothing.
+    const fork_internal::ExecTarget& exec = *plan.exec;
+    if (exec.working_directory != nullptr &&
+        ::chdir(exec.working_directory) != 0) {
+      FailSetup(channel, kStageChdir, errno, kExecFailedExitCode);
+    }
+    ::execve(exec.argv[0], exec.argv, environ);
+    FailSetup(channel, kStageExec, errno, kExecFailedExitCode);
   }
 
   // The body: from here on the child runs arbitrary user code anyway.
@@ -458,8 +474,9 @@ absl::StatusOr<Process> Process::StartWithResultInto(
   return StartImpl(std::move(options), /*sends_result=*/true, main);
 }
 
-absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
-                                           bool sends_result, ChildMain main) {
+absl::StatusOr<Process> Process::StartImpl(
+    ProcessOptions options, bool sends_result, ChildMain main,
+    const fork_internal::ExecTarget* exec) {
   TASKFORK_RETURN_IF_ERROR(ValidateOptions(options));
   Environment environment;
   if (!options.env.empty()) BuildEnvironment(options.env, &environment);
@@ -480,6 +497,7 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
   plan.environment = options.env.empty() ? nullptr : environment.pointers.data();
   plan.title_area = title_area;
   std::memcpy(plan.dev_null, "/dev/null", sizeof(plan.dev_null));
+  plan.exec = exec;
 
   // Nothing buffered in stdio may be written twice (by parent and child).
   FlushPendingStdio();
@@ -506,6 +524,12 @@ absl::StatusOr<Process> Process::StartImpl(ProcessOptions options,
       options.own_process_group &&
       options.stdin_policy == StdinPolicy::kControllingTerminal;
   process.sends_result_ = sends_result;
+  if (exec != nullptr) {
+    process.exec_path_ = exec->argv[0];
+    if (exec->working_directory != nullptr) {
+      process.exec_directory_ = exec->working_directory;
+    }
+  }
   if (options.own_process_group) {
     // Also from the parent, so that the group exists before Start returns
     // (the child may not have run yet). EACCES/ESRCH: the child got there.
@@ -553,6 +577,8 @@ Process& Process::operator=(Process&& other) noexcept {
   exception_ = std::move(other.exception_);
   setup_error_ = std::move(other.setup_error_);
   channel_error_ = std::move(other.channel_error_);
+  exec_path_ = std::move(other.exec_path_);
+  exec_directory_ = std::move(other.exec_directory_);
   exit_status_ = std::move(other.exit_status_);
   other.exit_status_.reset();
   return *this;
@@ -652,9 +678,14 @@ absl::Status Process::DrainResult() {
         case kSetupErrorFrame: {
           SetupError e;
           std::memcpy(&e, frame_.data(), sizeof(e));
-          absl::Status error =
-              e.error != 0 ? ErrnoError(e.error, StageName(e.stage))
-                           : absl::InternalError(StageName(e.stage));
+          std::string stage = StageName(e.stage);
+          if (e.stage == kStageChdir) {
+            stage = absl::StrCat("chdir ", exec_directory_);
+          } else if (e.stage == kStageExec) {
+            stage = absl::StrCat("execve ", exec_path_);
+          }
+          absl::Status error = e.error != 0 ? ErrnoError(e.error, stage)
+                                            : absl::InternalError(stage);
           if (e.stage == kStageStdinTerminal || e.stage == kStageForeground) {
             error = absl::FailedPreconditionError(absl::StrCat(
                 "pid ", pid_, ": no usable controlling terminal: ",
@@ -743,7 +774,9 @@ absl::Status Process::Reap(int wait_options) {
       (sends_result_ || WIFSIGNALED(status) ||
        (WIFEXITED(status) &&
         (WEXITSTATUS(status) == kUncaughtExceptionExitCode ||
-         WEXITSTATUS(status) == kChildSetupFailedExitCode)))) {
+         WEXITSTATUS(status) == kChildSetupFailedExitCode ||
+         (!exec_path_.empty() &&
+          WEXITSTATUS(status) == kExecFailedExitCode))))) {
     DrainResult().IgnoreError();  // kept in channel_error_
   }
   ExitStatus exit = ExitStatus::FromWait(pid_, status, usage);

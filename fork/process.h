@@ -60,6 +60,19 @@
 
 namespace taskfork {
 
+struct SpawnOptions;  // fork/spawn.h
+class Process;
+absl::StatusOr<Process> Spawn(SpawnOptions options);
+
+namespace fork_internal {
+// What a spawned child (fork/spawn.h) execs instead of running a body; built
+// in the parent, read by the child without allocating.
+struct ExecTarget {
+  char* const* argv;  // argv[0] is the path given to execve
+  const char* working_directory;  // nullptr: unchanged
+};
+}  // namespace fork_internal
+
 // What the child's standard input is.
 enum class StdinPolicy {
   // /dev/null, as Python's multiprocessing does: a child cannot steal the
@@ -169,6 +182,10 @@ inline constexpr int kUncaughtExceptionExitCode = 70;
 // The exit code of a child that could not set itself up (EX_OSERR); Join()
 // then returns the setup error instead of an ExitStatus.
 inline constexpr int kChildSetupFailedExitCode = 71;
+// The exit code of a spawned child (fork/spawn.h) whose chdir or execve
+// failed, as a shell's for a command it cannot run; Join() then returns that
+// error instead of an ExitStatus.
+inline constexpr int kExecFailedExitCode = 127;
 
 // A forked child running a callable. Move-only RAII handle; holds two
 // descriptors (pidfd and result pipe) until the child is reaped.
@@ -278,8 +295,11 @@ class Process {
   // Runs in the child only; `result` is nullptr unless sends_result. A
   // reference (no allocation): the callable lives in Start*()'s frame.
   using ChildMain = absl::FunctionRef<int(std::string* result)>;
-  static absl::StatusOr<Process> StartImpl(ProcessOptions options,
-                                           bool sends_result, ChildMain main);
+  // With `exec`, the child execs it after its setup instead of running `main`.
+  static absl::StatusOr<Process> StartImpl(
+      ProcessOptions options, bool sends_result, ChildMain main,
+      const fork_internal::ExecTarget* exec = nullptr);
+  friend absl::StatusOr<Process> Spawn(SpawnOptions options);
   Process() = default;
 
   // Waits until the child has exited (pidfd readable) or `deadline`,
@@ -312,6 +332,10 @@ class Process {
   std::string exception_;
   absl::Status setup_error_;
   absl::Status channel_error_;
+  // A spawned child's program and working directory, for its setup errors
+  // ("execve /no/such"); empty for a body.
+  std::string exec_path_;
+  std::string exec_directory_;
   std::optional<ExitStatus> exit_status_;
 };
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/errno.h"
+#include "fork/spawn.h"
 #include "glog/logging.h"
 #include "reporter/client.h"
 #include "runner/gtest_sections.h"
@@ -59,38 +60,25 @@ TaskFunctionOutcome RunCommand(
     ::unlink(json_path.c_str());
     argv.push_back(absl::StrCat("--gtest_output=json:", json_path));
   }
-  ProcessOptions options;
-  options.own_process_group = false;
-  options.stdin_policy = config.command_stdin;
-  options.env = task.env;
+  SpawnOptions spawn;
+  spawn.process.own_process_group = false;
+  spawn.process.stdin_policy = config.command_stdin;
+  spawn.process.env = task.env;
   if (!config.reporter_socket.empty() && !task.gtest) {
     // Live reporting for binaries linking //reporter:gtest_listener; a gtest
     // task is reported from its JSON output instead (not twice).
-    options.env.emplace_back(kReporterSocketEnv, config.reporter_socket);
-    options.env.emplace_back(kTaskIdEnv, task.id);
+    spawn.process.env.emplace_back(kReporterSocketEnv, config.reporter_socket);
+    spawn.process.env.emplace_back(kTaskIdEnv, task.id);
   }
-  const std::string cwd = task.working_directory.empty()
-                              ? config.runinfo_dir
-                              : task.working_directory;
+  spawn.working_directory = task.working_directory.empty()
+                                ? config.runinfo_dir
+                                : task.working_directory;
   LOG(INFO) << "running command: " << absl::StrJoin(argv, " ") << " (in "
-            << cwd << ")";
+            << spawn.working_directory << ")";
   std::fflush(nullptr);
+  spawn.argv = argv;
 
-  auto process = Process::Start(options, [&argv, &cwd]() -> int {
-    std::vector<char*> raw;
-    raw.reserve(argv.size() + 1);
-    for (std::string& arg : argv) raw.push_back(arg.data());
-    raw.push_back(nullptr);
-    if (::chdir(cwd.c_str()) != 0) {
-      std::fprintf(stderr, "taskfork: chdir %s: %s\n", cwd.c_str(),
-                   std::strerror(errno));
-      return 127;
-    }
-    ::execv(raw[0], raw.data());
-    std::fprintf(stderr, "taskfork: exec %s: %s\n", raw[0],
-                 std::strerror(errno));
-    return 127;
-  });
+  auto process = Spawn(std::move(spawn));
   if (!process.ok()) {
     return {Result::kErrored,
             absl::StrCat("cannot start ", argv[0], ": ",
@@ -98,6 +86,14 @@ TaskFunctionOutcome RunCommand(
   }
   const absl::StatusOr<ExitStatus> status = process->Join();
   if (!status.ok()) {
+    if (process->exit_status() != nullptr) {
+      // Reaped: its chdir or execve failed (Join names the path and errno).
+      LOG(ERROR) << "taskfork: " << status.status().message();
+      return {Result::kErrored,
+              absl::StrCat(argv[0], " could not run (exit code ",
+                           process->exit_status()->exit_code,
+                           "): ", status.status().message())};
+    }
     return {Result::kErrored, absl::StrCat("waiting for ", argv[0], ": ",
                                            status.status().ToString())};
   }
@@ -115,7 +111,9 @@ TaskFunctionOutcome RunCommand(
     outcome = {Result::kErrored,
                absl::StrCat(argv[0], " killed by ", status->signal_name(),
                             status->core_dumped ? " (core dumped)" : "")};
-  } else if (status->exit_code == 127) {
+  } else if (status->exit_code == kExecFailedExitCode) {
+    // The program ran and exited 127 (e.g. a script whose interpreter or
+    // a command it runs is missing): as a shell would say, it could not run.
     outcome = {Result::kErrored,
                absl::StrCat(argv[0], " could not run (exit code 127; see the "
                                      "task log)")};

@@ -389,6 +389,26 @@ TEST_F(RunnerE2ETest, EveryKindOfResult) {
   EXPECT_THAT(Stdout(), HasSubstr("Success Rate: 40.00 %"));
 }
 
+TEST_F(RunnerE2ETest, CommandThatCannotBeExecutedIsErroredNamingTheProgram) {
+  // Executable, so the job spec accepts it, but its interpreter is missing:
+  // execve fails with ENOENT.
+  const std::string script = dir_ + "/no_interpreter.sh";
+  std::ofstream(script) << "#!/no/such/interpreter\n";
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  EXPECT_EQ(Run(absl::StrCat("task { id: \"noexec\" command { argv: \"",
+                             script, "\" } }\n")),
+            1);
+  const Struct task = TaskOf(Results(), "noexec");
+  EXPECT_EQ(ResultOf(task), "errored");
+  EXPECT_THAT(ReasonOf(task), HasSubstr(absl::StrCat(script,
+                                                     " could not run")));
+  EXPECT_THAT(ReasonOf(task),
+              HasSubstr(absl::StrCat("execve ", script,
+                                     ": No such file or directory")));
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.noexec"),
+              HasSubstr(absl::StrCat("execve ", script)));
+}
+
 TEST_F(RunnerE2ETest, AtMostMaxParallelTasksAtOnce) {
   const std::string marks = dir_ + "/marks";
   ASSERT_EQ(::mkdir(marks.c_str(), 0755), 0);
