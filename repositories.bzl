@@ -76,3 +76,8 @@ def taskfork_dependencies():
         include_dirs = {"/usr/include/libxml2/libxml": "include/libxml"},
         package = "libxml2-dev",
     )
+    _maybe(
+        debian_cc_repository,
+        name = "libarchive",
+        build_file = Label("//third_party:libarchive.BUILD"),
+    )
