@@ -69,3 +69,15 @@ def taskfork_dependencies():
         name = "zlib",
         build_file = Label("//third_party:zlib.BUILD"),
     )
+    _maybe(
+        debian_cc_repository,
+        name = "libxml2",
+        build_file = Label("//third_party:libxml2.BUILD"),
+        include_dirs = {"/usr/include/libxml2/libxml": "include/libxml"},
+        package = "libxml2-dev",
+    )
+    _maybe(
+        debian_cc_repository,
+        name = "libarchive",
+        build_file = Label("//third_party:libarchive.BUILD"),
+    )

@@ -15,10 +15,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -245,8 +247,8 @@ void BM_Reporter_Events(benchmark::State& state, int clients) {
   Record(state, events);
   // Kill the server (destructor); the report is not the point here.
   server = absl::UnknownError("done");
-  ::unlink(absl::StrCat(dir, "/results.json").c_str());
-  ::rmdir(dir);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 void BM_Reporter_Events_1Client(benchmark::State& state) {

@@ -22,10 +22,10 @@
 #include "reporter/client.h"
 #include "reporter/frame.h"
 #include "reporter/internal/io.h"
+#include "reporter/junit_checker.h"
 #include "reporter/report_builder.h"
 #include "reporter/test_util.h"
 #include "reporter/writers.h"
-#include "reporter/xml_checker.h"
 
 namespace taskfork::reporter {
 namespace {
@@ -152,7 +152,7 @@ TEST(ReporterServerTest, WritesReportWithRegisteredAndReportedTasks) {
   EXPECT_EQ(done->paths.xunit_xml, dir + "/xunit.xml");
   EXPECT_EQ(ReadFile(done->paths.results_json), ResultsJson(done->report));
   EXPECT_EQ(ReadFile(done->paths.xunit_xml), JunitXml(done->report));
-  EXPECT_THAT(ParseXml(ReadFile(done->paths.xunit_xml)), IsOk());
+  EXPECT_THAT(ParseJunitXml(ReadFile(done->paths.xunit_xml)), IsOk());
   EXPECT_FALSE(Exists(dir + "/reporter.sock"));
   EXPECT_THAT(server->CheckAlive(), IsOk());
 

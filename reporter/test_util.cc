@@ -4,14 +4,61 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
 namespace taskfork::reporter {
 
+namespace {
+
+// Directories MakeTempDir made, each with the pid that made it: a forked
+// child inherits the list but removes only its own (RunInChild's children
+// _exit anyway).
+struct MadeDir {
+  pid_t owner;
+  std::string path;
+};
+struct MadeDirs {
+  bool at_exit_registered = false;
+  std::vector<MadeDir> dirs;
+};
+
+MadeDirs& Made() {
+  static MadeDirs* made = new MadeDirs;  // never destroyed: atexit reads it
+  return *made;
+}
+
+void RemoveMadeDirs() {
+  const pid_t self = ::getpid();
+  for (const MadeDir& dir : Made().dirs) {
+    if (dir.owner != self) continue;
+    std::error_code ec;
+    std::filesystem::remove_all(dir.path, ec);
+    if (ec) LOG(ERROR) << "cannot remove " << dir.path << ": " << ec.message();
+  }
+  Made().dirs.clear();
+}
+
+}  // namespace
+
 std::string MakeTempDir() {
-  std::string tmpl = "/tmp/reporter_test_XXXXXX";
-  PCHECK(::mkdtemp(tmpl.data()) != nullptr) << "mkdtemp";
+  // Socket paths under it must fit in sun_path (108 bytes): TEST_TMPDIR is
+  // usually longer, so a short base ($TMPDIR or /tmp), cleaned up at exit.
+  const char* env = std::getenv("TMPDIR");
+  std::string base = env != nullptr && *env != '\0' ? env : "/tmp";
+  if (base.size() > 40) base = "/tmp";
+  std::string tmpl = absl::StrCat(base, "/reporter_test_XXXXXX");
+  PCHECK(::mkdtemp(tmpl.data()) != nullptr) << "mkdtemp " << tmpl;
+  MadeDirs& made = Made();
+  if (!made.at_exit_registered) {
+    CHECK_EQ(std::atexit(RemoveMadeDirs), 0);
+    made.at_exit_registered = true;
+  }
+  made.dirs.push_back({::getpid(), tmpl});
   return tmpl;
 }
 

@@ -1,6 +1,6 @@
 // Test helpers for //reporter tests (testonly).
 //
-//   std::string dir = MakeTempDir();               // /tmp/reporter_test_XXXXXX
+//   std::string dir = MakeTempDir();       // $TMPDIR/reporter_test_XXXXXX
 //   int code = RunInChild([] { return 0; });      // fork, run, wait: exit code
 //   const Section* s = FindSection(report, "t1", "name");
 #ifndef TASKFORK_REPORTER_TEST_UTIL_H_
@@ -15,7 +15,11 @@
 
 namespace taskfork::reporter {
 
-// A fresh directory under /tmp (short, so socket paths fit in sun_path).
+// A fresh directory under $TMPDIR, or /tmp if TMPDIR is unset or longer
+// than 40 bytes (short, so socket paths in it fit in sun_path). It and all
+// it holds are removed when the process that made it exits normally
+// (exit() or return from main; not _exit, a crash or a CHECK failure).
+// Not thread-safe.
 std::string MakeTempDir();
 
 // Forks; the child runs `body` and _exits with its result. Returns the

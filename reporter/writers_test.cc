@@ -16,8 +16,8 @@
 #include "google/protobuf/util/json_util.h"
 #include "glog/logging.h"
 #include "gtest/gtest.h"
+#include "reporter/junit_checker.h"
 #include "reporter/report_builder.h"
-#include "reporter/xml_checker.h"
 
 namespace taskfork::reporter {
 namespace {
@@ -156,7 +156,7 @@ TEST(ResultsJsonTest, IsValidJsonWithPyatsFields) {
 
 TEST(JunitXmlTest, ParsesBackWithJunitStructure) {
   const std::string xml = JunitXml(SampleReport());
-  auto root = ParseXml(xml);
+  auto root = ParseJunitXml(xml);
   ASSERT_THAT(root, IsOk()) << xml;
   EXPECT_EQ(root->name, "testsuites");
   EXPECT_EQ(root->attrs.at("name"), "nightly <&> \"job\"");
@@ -194,15 +194,53 @@ TEST(JunitXmlTest, ParsesBackWithJunitStructure) {
             "errored: killed by SIGSEGV");
 }
 
-TEST(XmlCheckerTest, RejectsMalformedXml) {
+TEST(JunitCheckerTest, RejectsMalformedXml) {
   for (const char* bad :
        {"<a>", "<a></b>", "<a x=1/>", "<a x=\"1\" x=\"2\"/>", "<a>&bogus;</a>",
         "<a>\x01</a>", "<a/><b/>", "<a x=\"<\"/>", "<a>\xff</a>", "<a>&</a>"}) {
     EXPECT_THAT(ParseXml(bad), StatusIs(absl::StatusCode::kInvalidArgument))
         << bad;
   }
-  EXPECT_THAT(ParseXml("<?xml version=\"1.0\"?>\n<a x='1'><b/>t&amp;</a>\n"),
-              IsOk());
+  auto ok = ParseXml("<?xml version=\"1.0\"?>\n<a x='1'><b/>t&amp;</a>\n");
+  ASSERT_THAT(ok, IsOk());
+  EXPECT_EQ(ok->name, "a");
+  EXPECT_EQ(ok->attrs.at("x"), "1");
+  EXPECT_EQ(ok->text, "t&");
+  EXPECT_EQ(ok->Children("b").size(), 1u);
+}
+
+TEST(JunitCheckerTest, RejectsWhatTheSchemaForbids) {
+  const std::string ok =
+      "<testsuites><testsuite name=\"t\" tests=\"1\" time=\"0.5\" "
+      "timestamp=\"2023-11-14T22:13:20\"><testcase name=\"c\" time=\"0.5\">"
+      "<failure message=\"m\" type=\"failed\">x</failure><system-out>x</system-out>"
+      "</testcase></testsuite></testsuites>";
+  EXPECT_THAT(ParseJunitXml(ok), IsOk());
+  for (const char* bad : {
+           "<testsuites><bogus/></testsuites>",                       // unknown element
+           "<testsuites><testsuite tests=\"0\"/></testsuites>",       // no name
+           "<testsuites><testsuite name=\"t\" tests=\"-1\"/></testsuites>",
+           "<testsuites><testsuite name=\"t\" tests=\"1\">"
+           "<testcase name=\"c\" time=\"soon\"/></testsuite></testsuites>",
+           "<testsuites><testsuite name=\"t\" tests=\"1\" timestamp=\"yesterday\"/>"
+           "</testsuites>",
+           "<testsuites><testsuite name=\"t\" tests=\"1\"><testcase name=\"c\">"
+           "<failure/><error/></testcase></testsuite></testsuites>",  // two outcomes
+           "<testcase name=\"c\"><system-out/><failure/></testcase>",  // order
+       }) {
+    EXPECT_THAT(ParseJunitXml(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("junit.xsd")))
+        << bad;
+  }
+}
+
+TEST(JunitCheckerTest, NamesAMissingOrBrokenSchema) {
+  EXPECT_THAT(ParseValidXml("<a/>", "/nonexistent/junit.xsd"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/junit.xsd")));
+  const std::string broken = TempDir() + "/broken.xsd";
+  std::ofstream(broken) << "<notaschema/>";
+  EXPECT_THAT(ParseValidXml("<a/>", broken),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr(broken)));
 }
 
 TEST(WriteReportTest, WritesBothFiles) {

@@ -6,7 +6,6 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,8 +13,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <archive.h>
+#include <archive_entry.h>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
@@ -24,17 +27,12 @@
 #include "base/errno.h"
 #include "base/fd.h"
 #include "base/status_macros.h"
+#include "glog/logging.h"
 
 namespace taskfork::runner {
 namespace {
 
-constexpr size_t kBlockSize = 512;
-constexpr size_t kRecordSize = 10240;  // 20 blocks: tar's default record
 constexpr size_t kBufferSize = 64 * 1024;
-
-// Largest values of the octal fields: 11 digits (size, mtime), 7 (ids).
-constexpr uint64_t kMaxOctal11 = 077777777777ULL;
-constexpr uint64_t kMaxOctal7 = 07777777ULL;
 
 // Writes all of `data` to `fd`; errors name `path`.
 absl::Status WriteAll(int fd, const char* data, size_t size,
@@ -48,161 +46,91 @@ absl::Status WriteAll(int fd, const char* data, size_t size,
   return absl::OkStatus();
 }
 
-// A gzip stream into a descriptor. Not movable: zlib's state points back at
-// the z_stream.
-class GzipWriter {
+// A libarchive writer of a gzip-compressed pax (ustar where it suffices)
+// stream into a descriptor; a write error keeps its errno-named status.
+// Not movable: libarchive holds a pointer to it.
+class ArchiveOut {
  public:
-  GzipWriter(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  GzipWriter(const GzipWriter&) = delete;
-  GzipWriter& operator=(const GzipWriter&) = delete;
-  ~GzipWriter() {
-    if (initialized_) ::deflateEnd(&stream_);
+  ArchiveOut(int fd, std::string path)
+      : fd_(fd), path_(std::move(path)), archive_(archive_write_new()) {}
+  ArchiveOut(const ArchiveOut&) = delete;
+  ArchiveOut& operator=(const ArchiveOut&) = delete;
+  ~ArchiveOut() {
+    if (archive_ != nullptr) archive_write_free(archive_);
   }
 
-  absl::Status Init() {
-    std::memset(&stream_, 0, sizeof(stream_));
-    // windowBits 15 + 16: a gzip header and trailer instead of zlib's.
-    const int rc = ::deflateInit2(&stream_, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
-                                  15 + 16, 8, Z_DEFAULT_STRATEGY);
-    if (rc != Z_OK) return ZlibError("deflateInit2", rc);
-    initialized_ = true;
-    out_.resize(kBufferSize);
-    return absl::OkStatus();
-  }
-
-  // Compresses `data` (uncompressed bytes) into the file.
-  absl::Status Write(absl::string_view data) {
-    stream_.next_in =
-        reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    stream_.avail_in = static_cast<uInt>(data.size());
-    while (stream_.avail_in > 0) {
-      TASKFORK_RETURN_IF_ERROR(Deflate(Z_NO_FLUSH));
+  absl::Status Open() {
+    if (archive_ == nullptr) {
+      return absl::ResourceExhaustedError("archive_write_new: out of memory");
     }
-    uncompressed_ += data.size();
-    return absl::OkStatus();
+    TASKFORK_RETURN_IF_ERROR(
+        Check(archive_write_set_format_pax_restricted(archive_), "format"));
+    TASKFORK_RETURN_IF_ERROR(
+        Check(archive_write_add_filter_gzip(archive_), "gzip filter"));
+    // No NUL padding after the gzip stream (gzip -d calls it trailing
+    // garbage); the tar stream inside ends with its two zero blocks.
+    TASKFORK_RETURN_IF_ERROR(
+        Check(archive_write_set_bytes_in_last_block(archive_, 1), "blocking"));
+    return Check(archive_write_open2(archive_, this, nullptr, &ArchiveOut::Write,
+                                     nullptr, nullptr),
+                 "open");
   }
 
-  // `count` NUL bytes.
-  absl::Status WriteZeros(size_t count) {
-    static const char kZeros[kBlockSize] = {};
-    while (count > 0) {
-      const size_t n = std::min(count, sizeof(kZeros));
-      TASKFORK_RETURN_IF_ERROR(Write(absl::string_view(kZeros, n)));
-      count -= n;
+  absl::Status Header(archive_entry* entry) {
+    return Check(archive_write_header(archive_, entry), "write header to");
+  }
+
+  absl::Status Data(const char* data, size_t size) {
+    while (size > 0) {
+      const la_ssize_t n = archive_write_data(archive_, data, size);
+      if (n < 0) return Check(ARCHIVE_FATAL, "write");
+      data += n;
+      size -= static_cast<size_t>(n);
     }
     return absl::OkStatus();
   }
 
-  // NULs up to the next multiple of `unit` uncompressed bytes.
-  absl::Status PadTo(size_t unit) {
-    const size_t rest = uncompressed_ % unit;
-    return rest == 0 ? absl::OkStatus() : WriteZeros(unit - rest);
-  }
-
-  // Ends the gzip stream (trailer with CRC-32 and length).
-  absl::Status Finish() {
-    stream_.next_in = nullptr;
-    stream_.avail_in = 0;
-    while (true) {
-      stream_.next_out = reinterpret_cast<Bytef*>(out_.data());
-      stream_.avail_out = static_cast<uInt>(out_.size());
-      const int rc = ::deflate(&stream_, Z_FINISH);
-      if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-        return ZlibError("deflate", rc);
-      }
-      TASKFORK_RETURN_IF_ERROR(
-          WriteAll(fd_, out_.data(), out_.size() - stream_.avail_out, path_));
-      if (rc == Z_STREAM_END) return absl::OkStatus();
-    }
-  }
+  absl::Status Close() { return Check(archive_write_close(archive_), "close"); }
 
  private:
-  absl::Status Deflate(int flush) {
-    stream_.next_out = reinterpret_cast<Bytef*>(out_.data());
-    stream_.avail_out = static_cast<uInt>(out_.size());
-    const int rc = ::deflate(&stream_, flush);
-    if (rc != Z_OK && rc != Z_BUF_ERROR) return ZlibError("deflate", rc);
-    return WriteAll(fd_, out_.data(), out_.size() - stream_.avail_out, path_);
+  static la_ssize_t Write(archive* a, void* self, const void* data,
+                          size_t size) {
+    auto* out = static_cast<ArchiveOut*>(self);
+    out->status_ =
+        WriteAll(out->fd_, static_cast<const char*>(data), size, out->path_);
+    if (!out->status_.ok()) {
+      archive_set_error(a, EIO, "%s", "write failed");
+      return -1;
+    }
+    return static_cast<la_ssize_t>(size);
   }
 
-  absl::Status ZlibError(absl::string_view operation, int rc) const {
+  // ARCHIVE_OK and ARCHIVE_WARN (e.g. a name not in the locale's charset,
+  // stored as raw bytes) go on; a write error's own status wins.
+  absl::Status Check(int rc, absl::string_view operation) {
+    if (rc == ARCHIVE_OK || rc == ARCHIVE_WARN) return absl::OkStatus();
+    if (!status_.ok()) return status_;
+    const char* message = archive_error_string(archive_);
     return absl::InternalError(absl::StrCat(
-        "zlib ", operation, " for ", path_, " failed: ",
-        stream_.msg != nullptr ? stream_.msg : "", " (", rc, ")"));
+        "libarchive ", operation, " ", path_, ": ",
+        message != nullptr ? message : "unknown error"));
   }
 
   int fd_;
   std::string path_;
-  z_stream stream_;
-  bool initialized_ = false;
-  std::string out_;
-  uint64_t uncompressed_ = 0;
+  archive* archive_;
+  absl::Status status_;
 };
 
-// One tar member's header fields.
-struct Member {
-  std::string name;  // in the archive; directories end with '/'
-  char type = '0';   // '0' file, '2' symlink, '5' directory, '6' FIFO
-  mode_t mode = 0;
-  uint64_t uid = 0;
-  uint64_t gid = 0;
-  int64_t mtime = 0;
-  uint64_t size = 0;
-  std::string link;  // symlink target
+// An archive_entry freed on scope exit.
+struct EntryDeleter {
+  void operator()(archive_entry* entry) const { archive_entry_free(entry); }
 };
-
-// Writes `value` as `width - 1` octal digits and a NUL into `field`.
-// Returns false if it does not fit.
-bool PutOctal(char* field, size_t width, uint64_t value) {
-  for (size_t i = width - 1; i-- > 0;) {
-    field[i] = static_cast<char>('0' + (value & 7));
-    value >>= 3;
-  }
-  field[width - 1] = '\0';
-  return value == 0;
-}
-
-void PutString(char* field, size_t width, absl::string_view value) {
-  std::memcpy(field, value.data(), std::min(width, value.size()));
-}
-
-// Splits `name` into ustar's prefix (<= 155 bytes) and name (<= 100 bytes,
-// not empty) at a '/'. False if no split fits.
-bool SplitUstarName(const std::string& name, std::string* prefix,
-                    std::string* rest) {
-  if (name.size() <= 100) {
-    prefix->clear();
-    *rest = name;
-    return true;
-  }
-  // The name part must not be empty: a directory's trailing '/' is not a
-  // place to split.
-  const size_t last = name.size() >= 2 ? name.size() - 2 : 0;
-  for (size_t slash = name.rfind('/', last); slash != std::string::npos;
-       slash = slash == 0 ? std::string::npos : name.rfind('/', slash - 1)) {
-    if (name.size() - slash - 1 > 100) break;  // moving left only grows it
-    if (slash <= 155) {
-      *prefix = name.substr(0, slash);
-      *rest = name.substr(slash + 1);
-      return true;
-    }
-  }
-  return false;
-}
-
-// "<length> <key>=<value>\n", the length counting itself.
-std::string PaxRecord(absl::string_view key, absl::string_view value) {
-  const size_t body = key.size() + value.size() + 3;  // ' ', '=', '\n'
-  size_t length = body + 1;
-  while (absl::StrCat(length).size() + body != length) {
-    length = absl::StrCat(length).size() + body;
-  }
-  return absl::StrCat(length, " ", key, "=", value, "\n");
-}
+using Entry = std::unique_ptr<archive_entry, EntryDeleter>;
 
 class TarWriter {
  public:
-  TarWriter(GzipWriter* out, dev_t skip_dev, ino_t skip_ino)
+  TarWriter(ArchiveOut* out, dev_t skip_dev, ino_t skip_ino)
       : out_(out), skip_dev_(skip_dev), skip_ino_(skip_ino) {}
 
   // Adds the directory open as `fd` (named `archive_name`, ending in '/')
@@ -210,8 +138,8 @@ class TarWriter {
   absl::Status AddDirectory(int fd, const struct stat& st,
                             const std::string& archive_name,
                             const std::string& disk_path) {
-    Member member = FromStat(st, archive_name, '5');
-    TASKFORK_RETURN_IF_ERROR(WriteHeader(member));
+    TASKFORK_RETURN_IF_ERROR(
+        out_->Header(FromStat(st, archive_name, AE_IFDIR).get()));
 
     const int list_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (list_fd < 0) return ErrnoError(errno, "dup", disk_path);
@@ -240,11 +168,8 @@ class TarWriter {
     return absl::OkStatus();
   }
 
-  // Two zero blocks, then NULs to the end of the record.
-  absl::Status Finish() {
-    TASKFORK_RETURN_IF_ERROR(out_->WriteZeros(2 * kBlockSize));
-    return out_->PadTo(kRecordSize);
-  }
+  // Two zero blocks, the end of the gzip stream.
+  absl::Status Finish() { return out_->Close(); }
 
  private:
   // One entry `name` of the directory `dir_fd`.
@@ -289,12 +214,12 @@ class TarWriter {
           }
           target.resize(target.size() * 2);
         }
-        Member member = FromStat(st, archive_name, '2');
-        member.link = std::move(target);
-        return WriteHeader(member);
+        Entry entry = FromStat(st, archive_name, AE_IFLNK);
+        archive_entry_copy_symlink(entry.get(), target.c_str());
+        return out_->Header(entry.get());
       }
       case S_IFIFO:
-        return WriteHeader(FromStat(st, archive_name, '6'));
+        return out_->Header(FromStat(st, archive_name, AE_IFIFO).get());
       default:  // sockets, devices: not archived
         return absl::OkStatus();
     }
@@ -314,12 +239,12 @@ class TarWriter {
     struct stat st;
     if (::fstat(fd, &st) != 0) return ErrnoError(errno, "fstat", disk_path);
     if (!S_ISREG(st.st_mode)) return absl::OkStatus();  // replaced meanwhile
-    Member member = FromStat(st, archive_name, '0');
-    member.size = static_cast<uint64_t>(st.st_size);
-    TASKFORK_RETURN_IF_ERROR(WriteHeader(member));
+    Entry entry = FromStat(st, archive_name, AE_IFREG);
+    archive_entry_set_size(entry.get(), st.st_size);
+    TASKFORK_RETURN_IF_ERROR(out_->Header(entry.get()));
 
-    // Exactly member.size bytes, whatever happens to the file meanwhile.
-    uint64_t left = member.size;
+    // Exactly st_size bytes, whatever happens to the file meanwhile.
+    uint64_t left = static_cast<uint64_t>(st.st_size);
     buffer_.resize(kBufferSize);
     while (left > 0) {
       const size_t want =
@@ -328,102 +253,37 @@ class TarWriter {
           RetryOnEintr([&] { return ::read(fd, buffer_.data(), want); });
       if (n < 0) return ErrnoError(errno, "read", disk_path);
       if (n == 0) {  // it shrank: NULs for what is missing
-        TASKFORK_RETURN_IF_ERROR(out_->WriteZeros(static_cast<size_t>(left)));
+        std::fill(buffer_.begin(), buffer_.end(), '\0');
+        while (left > 0) {
+          const size_t zeros =
+              static_cast<size_t>(std::min<uint64_t>(left, buffer_.size()));
+          TASKFORK_RETURN_IF_ERROR(out_->Data(buffer_.data(), zeros));
+          left -= zeros;
+        }
         break;
       }
       TASKFORK_RETURN_IF_ERROR(
-          out_->Write(absl::string_view(buffer_.data(), n)));
+          out_->Data(buffer_.data(), static_cast<size_t>(n)));
       left -= static_cast<uint64_t>(n);
     }
-    return out_->PadTo(kBlockSize);
+    return absl::OkStatus();
   }
 
-  Member FromStat(const struct stat& st, const std::string& name, char type) {
-    Member member;
-    member.name = name;
-    member.type = type;
-    member.mode = st.st_mode & 07777;
-    member.uid = st.st_uid;
-    member.gid = st.st_gid;
-    member.mtime = st.st_mtim.tv_sec;
-    return member;
-  }
-
-  // A pax extended header for what ustar cannot hold, then the ustar header.
-  absl::Status WriteHeader(const Member& member) {
-    std::string prefix, name;
-    std::string pax;
-    if (!SplitUstarName(member.name, &prefix, &name)) {
-      absl::StrAppend(&pax, PaxRecord("path", member.name));
-      prefix.clear();
-      name = member.name.substr(0, 100);
-    }
-    if (member.link.size() > 100) {
-      absl::StrAppend(&pax, PaxRecord("linkpath", member.link));
-    }
-    if (member.size > kMaxOctal11) {
-      absl::StrAppend(&pax, PaxRecord("size", absl::StrCat(member.size)));
-    }
-    if (member.uid > kMaxOctal7) {
-      absl::StrAppend(&pax, PaxRecord("uid", absl::StrCat(member.uid)));
-    }
-    if (member.gid > kMaxOctal7) {
-      absl::StrAppend(&pax, PaxRecord("gid", absl::StrCat(member.gid)));
-    }
-    if (member.mtime < 0 || static_cast<uint64_t>(member.mtime) > kMaxOctal11) {
-      absl::StrAppend(&pax, PaxRecord("mtime", absl::StrCat(member.mtime)));
-    }
-    if (!pax.empty()) {
-      Member extended;
-      // Readers that do not know pax extract it as a plain file; name it
-      // after the member (as GNU tar does: <dir>/PaxHeaders/<base>).
-      extended.name = absl::StrCat(
-          "PaxHeaders/", absl::string_view(member.name).substr(
-                             member.name.size() > 80
-                                 ? member.name.size() - 80
-                                 : 0));
-      extended.type = 'x';
-      extended.mode = 0644;
-      extended.mtime = std::max<int64_t>(0, member.mtime);
-      extended.size = pax.size();
-      TASKFORK_RETURN_IF_ERROR(WriteUstarHeader(extended, "", extended.name));
-      TASKFORK_RETURN_IF_ERROR(out_->Write(pax));
-      TASKFORK_RETURN_IF_ERROR(out_->PadTo(kBlockSize));
-    }
-    return WriteUstarHeader(member, prefix, name);
-  }
-
-  // The 512-byte ustar header; fields that overflow are 0 (a pax record
-  // before it holds the real value).
-  absl::Status WriteUstarHeader(const Member& member, const std::string& prefix,
-                                const std::string& name) {
-    char header[kBlockSize] = {};
-    PutString(header + 0, 100, name);
-    PutOctal(header + 100, 8, member.mode);
-    if (!PutOctal(header + 108, 8, member.uid)) PutOctal(header + 108, 8, 0);
-    if (!PutOctal(header + 116, 8, member.gid)) PutOctal(header + 116, 8, 0);
-    if (!PutOctal(header + 124, 12, member.size)) PutOctal(header + 124, 12, 0);
-    if (member.mtime < 0 ||
-        !PutOctal(header + 136, 12, static_cast<uint64_t>(member.mtime))) {
-      PutOctal(header + 136, 12, 0);
-    }
-    header[156] = member.type;
-    PutString(header + 157, 100, member.link);
-    std::memcpy(header + 257, "ustar", 6);  // with its NUL
-    std::memcpy(header + 263, "00", 2);
-    PutString(header + 265, 32, UserName(member.uid));
-    PutString(header + 297, 32, GroupName(member.gid));
-    PutOctal(header + 329, 8, 0);
-    PutOctal(header + 337, 8, 0);
-    PutString(header + 345, 155, prefix);
-    // Checksum: the header's bytes with the checksum field as spaces, as six
-    // octal digits, NUL, space.
-    std::memset(header + 148, ' ', 8);
-    uint64_t sum = 0;
-    for (unsigned char byte : header) sum += byte;
-    PutOctal(header + 148, 7, sum);
-    header[155] = ' ';
-    return out_->Write(absl::string_view(header, sizeof(header)));
+  // An entry `name` of type `type` (AE_IF*) with `st`'s mode bits, owner
+  // (numbers and names) and mtime in whole seconds.
+  Entry FromStat(const struct stat& st, const std::string& name,
+                 unsigned int type) {
+    Entry entry(archive_entry_new());
+    CHECK(entry != nullptr) << "archive_entry_new: out of memory";
+    archive_entry_copy_pathname(entry.get(), name.c_str());
+    archive_entry_set_filetype(entry.get(), type);
+    archive_entry_set_perm(entry.get(), st.st_mode & 07777);
+    archive_entry_set_uid(entry.get(), st.st_uid);
+    archive_entry_set_gid(entry.get(), st.st_gid);
+    archive_entry_copy_uname(entry.get(), UserName(st.st_uid).c_str());
+    archive_entry_copy_gname(entry.get(), GroupName(st.st_gid).c_str());
+    archive_entry_set_mtime(entry.get(), st.st_mtim.tv_sec, 0);
+    return entry;
   }
 
   // The user name of `uid` (tar records it beside the number), "" if none.
@@ -457,7 +317,7 @@ class TarWriter {
     return it->second;
   }
 
-  GzipWriter* out_;
+  ArchiveOut* out_;
   dev_t skip_dev_;
   ino_t skip_ino_;
   std::string buffer_;
@@ -513,12 +373,11 @@ absl::Status WriteTarGz(const std::string& dir, const std::string& out_path) {
   }
   if (::fchmod(out_fd, 0644) != 0) return ErrnoError(errno, "chmod", temp_path);
 
-  GzipWriter gzip(out_fd, temp_path);
-  TASKFORK_RETURN_IF_ERROR(gzip.Init());
-  TarWriter tar(&gzip, out_stat.st_dev, out_stat.st_ino);
+  ArchiveOut archive(out_fd, temp_path);
+  TASKFORK_RETURN_IF_ERROR(archive.Open());
+  TarWriter tar(&archive, out_stat.st_dev, out_stat.st_ino);
   TASKFORK_RETURN_IF_ERROR(tar.AddDirectory(dir_fd, dir_stat, top + "/", dir));
   TASKFORK_RETURN_IF_ERROR(tar.Finish());
-  TASKFORK_RETURN_IF_ERROR(gzip.Finish());
   if (::fsync(out_fd) != 0) return ErrnoError(errno, "fsync", temp_path);
   if (::close(out.Release()) != 0 && errno != EINTR) {
     return ErrnoError(errno, "close", temp_path);

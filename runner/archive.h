@@ -1,18 +1,15 @@
 // WriteTarGz: a directory tree as one gzip-compressed POSIX tar archive
-// (pyATS's `--archive-dir`), written in-process with zlib.
+// (pyATS's `--archive-dir`), written in-process with libarchive.
 //
 //   TASKFORK_RETURN_IF_ERROR(WriteTarGz("/work/runs/demo.20260101-120000.000001",
 //                                       "/archive/demo.20260101-120000.000001.tar.gz"));
 //   // tar -tzf: demo.20260101-120000.000001/, demo.../JobLog.demo, ...
 //
-// Format (what GNU tar, bsdtar and Python's tarfile read): POSIX.1-1988
-// "ustar" headers; a name longer than the 100-byte name field goes into the
-// 155-byte prefix field when it can be split at a '/', else into a POSIX.1-2001
-// pax extended header ('x', record "path="); the same for symlink targets
-// longer than 100 bytes ("linkpath=") and for sizes, uids and gids too large
-// for the octal fields ("size=", "uid=", "gid="). The archive ends with two
-// zero blocks and is padded to a multiple of 10240 bytes (tar's default
-// record size). gzip (RFC 1952) through zlib's deflate.
+// Format (what GNU tar, bsdtar and Python's tarfile read): libarchive's
+// "restricted pax": POSIX.1-1988 "ustar" headers, with a POSIX.1-2001 pax
+// extended header before an entry only where ustar cannot hold it (long
+// names and symlink targets, large sizes and ids). The tar stream ends with
+// two zero blocks; one gzip (RFC 1952) stream with nothing after it.
 #ifndef TASKFORK_RUNNER_ARCHIVE_H_
 #define TASKFORK_RUNNER_ARCHIVE_H_
 
@@ -52,7 +49,7 @@ namespace taskfork::runner {
 // - writing it: kResourceExhausted (ENOSPC, EDQUOT: the disk is full),
 //   kOutOfRange (EFBIG: RLIMIT_FSIZE), kInternal/kUnavailable for EIO ...;
 // - reading an entry of `dir` (other than it disappearing): the errno's code;
-// - kInternal for a zlib failure.
+// - kInternal for a libarchive failure (its message).
 //
 // Thread-compatible (it changes no process state; several calls may run at
 // once on distinct `out_path`s). Not async-signal-safe (allocates).

@@ -291,6 +291,13 @@ TEST_F(ArchiveTest, RoundTripsThroughGnuTar) {
   }
   EXPECT_EQ(names.size(), Tree(run_).size() + 1);
 
+  // One clean gzip stream: no trailing bytes after it (gzip -t warns of
+  // "trailing garbage" and exits 2).
+  const CommandResult gzip =
+      RunCommand({"gzip", "-t", archive}, base_ + "/gzip");
+  EXPECT_EQ(gzip.exit_code, 0) << gzip.err;
+  EXPECT_EQ(gzip.err, "");
+
   const std::string extracted = Extract(archive);
   EXPECT_THAT(ListDirectory(extracted),
               ElementsAre("demo.20260101-120000.000001"));

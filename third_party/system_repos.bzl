@@ -133,11 +133,22 @@ debian_abseil_repository = repository_rule(
 def _debian_cc_repository_impl(ctx):
     ctx.file("WORKSPACE", 'workspace(name = "%s")\n' % ctx.name)
     ctx.symlink(ctx.attr.build_file, "BUILD")
+    for system, inside in ctx.attr.include_dirs.items():
+        if not ctx.path(system).exists:
+            fail("%s is missing: install the Debian package %s" %
+                 (system, ctx.attr.package))
+        ctx.symlink(system, inside)
 
 debian_cc_repository = repository_rule(
     implementation = _debian_cc_repository_impl,
     doc = "A system library described by a BUILD file of link flags.",
-    attrs = {"build_file": attr.label(mandatory = True, allow_single_file = True)},
+    attrs = {
+        "build_file": attr.label(mandatory = True, allow_single_file = True),
+        # Header directories outside the compiler's default path (system
+        # path -> path in the repository, which the BUILD file exports).
+        "include_dirs": attr.string_dict(),
+        "package": attr.string(doc = "Debian package named in errors"),
+    },
 )
 
 _WELL_KNOWN_PROTOS = [

@@ -27,7 +27,7 @@ def taskfork_cc_benchmark(name, srcs, deps = [], data = [], smoke_args = [], **k
     )
     native.sh_test(
         name = name + "_smoke_test",
-        size = "medium",
+        size = "small",
         srcs = ["//tools/build_defs:benchmark_smoke_test.sh"],
         args = ["$(rootpath :%s)" % name] + smoke_args,
         data = [":" + name] + data,

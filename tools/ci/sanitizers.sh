@@ -42,7 +42,7 @@ read -r -a startup <<<"${BAZEL_STARTUP_FLAGS:-}"
 read -r -a extra <<<"${BAZEL_FLAGS:---color=no --curses=no}"
 b() { "${bazel}" "${startup[@]}" "$@"; }
 
-common=(-k --test_timeout=120,600,1800,7200 --test_output=errors
+common=(-k --test_output=errors
   --test_summary=short "${extra[@]}")
 log_dir="$(mktemp -d "${TMPDIR:-/tmp}/taskfork-sanitizers.XXXXXX")"
 total_failed=0
