@@ -329,7 +329,8 @@ std::vector<std::string> Runtime::WriteReport(
       for (const reporter::TaskReport& task : finalized->report.tasks()) {
         (*reported)[task.id()] = task.result();
       }
-      return {finalized->paths.results_json, finalized->paths.xunit_xml};
+      return {finalized->paths.results_json, finalized->paths.xunit_xml,
+              finalized->paths.report_html};
     }
     const std::string warning = absl::StrCat(
         "reporter could not finalize (", finalized.status().ToString(),
@@ -343,7 +344,9 @@ std::vector<std::string> Runtime::WriteReport(
                                     .start = start_time_,
                                     .stop = stop},
                                    records, runinfo_.dir());
-  if (paths.ok()) return {paths->results_json, paths->xunit_xml};
+  if (paths.ok()) {
+    return {paths->results_json, paths->xunit_xml, paths->report_html};
+  }
   LOG(ERROR) << "cannot write the report: " << paths.status();
   warnings_.push_back(
       absl::StrCat("no report written: ", paths.status().ToString()));
