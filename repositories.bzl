@@ -69,3 +69,8 @@ def taskfork_dependencies():
         name = "zlib",
         build_file = Label("//third_party:zlib.BUILD"),
     )
+    _maybe(
+        debian_cc_repository,
+        name = "libarchive",
+        build_file = Label("//third_party:libarchive.BUILD"),
+    )

@@ -14,6 +14,7 @@ installed; any other failure to start Chromium fails the test.
 """
 
 import html.parser
+import json
 import os
 import re
 import shutil
@@ -158,10 +159,17 @@ class ReportBrowserTest(unittest.TestCase):
         bars = [a["data-task"] for a in dom.with_class("bar")
                 if "task" in a["class"].split()]
         self.assertEqual(sorted(bars), sorted(DEMO_TASKS))
-        # pcall and queue fork children: their bars are drawn too.
-        self.assertTrue(dom.with_class("child"))
-        # Logs are linked relative to the page, ':' kept out of the scheme.
-        hrefs = [a.get("href", "") for t, a in dom.elements if t == "a"]
+        # A forked child that reports sections gets a bar inside its task's
+        # (the demo's children only log, so they are listed by their logs).
+        with open(self.demo, encoding="utf-8") as f:
+            data = json.loads(re.search(
+                r'id="report-data">(.*?)</script>', f.read(), re.S).group(1))
+        self.assertEqual(len(dom.with_class("child")),
+                         sum(len(t["children"]) for t in data["tasks"]))
+        # Logs are linked relative to the page, ':' kept out of the scheme
+        # (in the body of a task, rendered when it is opened).
+        opened = self.load(self.demo, "#open=hello,pcall")
+        hrefs = [a.get("href", "") for t, a in opened.elements if t == "a"]
         self.assertIn("./TaskLog.hello", hrefs)
         self.assertTrue(any(re.match(r"\./TaskLog\.pcall:pid-\d+$", h)
                             for h in hrefs), hrefs)
