@@ -171,7 +171,7 @@ class ReportBrowserTest(unittest.TestCase):
         opened = self.load(self.demo, "#open=hello,pcall")
         hrefs = [a.get("href", "") for t, a in opened.elements if t == "a"]
         self.assertIn("./TaskLog.hello", hrefs)
-        self.assertTrue(any(re.match(r"\./TaskLog\.pcall:pid-\d+$", h)
+        self.assertTrue(any(re.match(r"\./TaskLog\.pcall%3Apid-\d+$", h)
                             for h in hrefs), hrefs)
 
     def shown(self, dom):
@@ -213,7 +213,7 @@ class ReportBrowserTest(unittest.TestCase):
                              os.path.getsize(os.path.join(big, "report.html")),
                              elapsed))
         self.assertEqual(self.shown(dom), ["gtest", "teardown"])
-        self.assertLess(elapsed, 30)
+        self.assertLess(elapsed, 60)
 
 
 if __name__ == "__main__":
