@@ -579,6 +579,7 @@ class ServerLoop {
           if (written.ok()) {
             reply.set_results_json_path(written->paths.results_json);
             reply.set_xunit_xml_path(written->paths.xunit_xml);
+            reply.set_report_html_path(written->paths.report_html);
             *reply.mutable_report() = std::move(written->report);
           }
           SetStatus(written.status(), &reply);
@@ -1048,6 +1049,7 @@ absl::StatusOr<FinalizeResult> ReporterServer::Finalize(absl::Duration timeout) 
   FinalizeResult result;
   result.paths.results_json = reply->results_json_path();
   result.paths.xunit_xml = reply->xunit_xml_path();
+  result.paths.report_html = reply->report_html_path();
   result.report = std::move(*reply->mutable_report());
   return result;
 }

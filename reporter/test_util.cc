@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <system_error>
@@ -10,6 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "absl/time/time.h"
+#include "reporter/report_builder.h"
+#include "reporter/result.h"
 
 namespace taskfork::reporter {
 
@@ -106,5 +110,73 @@ const Section* FindSection(const JobReport& report, const std::string& task_id,
 }
 
 int CountSections(const TaskReport& task) { return CountIn(task.sections()); }
+
+JobReport ManyCasesReport(int cases) {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  ReportBuilderOptions options;
+  options.job_name = "many";
+  options.host = "host";
+  options.submitter = "user";
+  options.start_time = t0;
+  ReportBuilder b(options);
+  auto task = [&](const std::string& id, int64_t pid, absl::Duration start) {
+    TaskStart ts;
+    ts.set_name(id);
+    ts.set_logfile("TaskLog." + id);
+    *ts.mutable_time() = ToProtoTime(t0 + start);
+    CHECK(b.StartTask(id, pid, ts).ok());
+  };
+  auto stop = [&](const std::string& id, int64_t pid, absl::Duration at,
+                  Result r) {
+    TaskStop te;
+    *te.mutable_result() = MakeResultInfo(r, r == Result::kPassed ? "" : "exit 1");
+    *te.mutable_time() = ToProtoTime(t0 + at);
+    CHECK(b.StopTask(id, pid, te).ok());
+  };
+  task("setup", 10, absl::ZeroDuration());
+  stop("setup", 10, absl::Milliseconds(500), Result::kPassed);
+  task("gtest", 11, absl::ZeroDuration());
+  uint64_t id = 1;
+  for (int i = 0; i < cases; ++i) {
+    const absl::Duration at = absl::Milliseconds(1) * i;
+    SectionStart s;
+    s.set_id(id++);
+    s.set_type("Testcase");
+    s.set_name(absl::StrCat("Suite", i / 100, ".Case", i));
+    s.mutable_source()->set_file("suite_test.cc");
+    s.mutable_source()->set_line(10 + i % 1000);
+    s.mutable_log()->set_file("TaskLog.gtest");
+    s.mutable_log()->set_begin(i * 100);
+    *s.mutable_time() = ToProtoTime(t0 + at);
+    CHECK(b.StartSection("gtest", 11, s).ok());
+    const bool fail = i % 100 == 99;
+    if (fail) {
+      SectionStart step;
+      step.set_id(id++);
+      step.set_parent_id(s.id());
+      step.set_type("Step");
+      step.set_name("check");
+      *step.mutable_time() = ToProtoTime(t0 + at);
+      CHECK(b.StartSection("gtest", 11, step).ok());
+      SectionStop step_stop;
+      step_stop.set_id(step.id());
+      *step_stop.mutable_result() =
+          MakeResultInfo(Result::kFailed, "suite_test.cc:42: Expected: 1 == 2");
+      *step_stop.mutable_time() = ToProtoTime(t0 + at + absl::Microseconds(500));
+      CHECK(b.StopSection("gtest", 11, step_stop).ok());
+    }
+    SectionStop e;
+    e.set_id(s.id());
+    if (fail) *e.mutable_result() = MakeResultInfo(Result::kFailed, "1 failure");
+    e.set_log_size(100);
+    *e.mutable_time() = ToProtoTime(t0 + at + absl::Microseconds(900));
+    CHECK(b.StopSection("gtest", 11, e).ok());
+  }
+  const absl::Duration end = absl::Milliseconds(1) * cases;
+  stop("gtest", 11, end, cases >= 100 ? Result::kFailed : Result::kPassed);
+  task("teardown", 12, absl::Milliseconds(500));
+  stop("teardown", 12, end + absl::Milliseconds(100), Result::kErrored);
+  return b.Build(t0 + end + absl::Milliseconds(200));
+}
 
 }  // namespace taskfork::reporter

@@ -37,6 +37,11 @@ const Section* FindSection(const JobReport& report, const std::string& task_id,
 // Number of sections (any depth) in `task`.
 int CountSections(const TaskReport& task);
 
+// A job as a GoogleTest binary of `cases` tests reports it: task "gtest" with
+// one Testcase section per test (every 100th failed, each with a step), next
+// to tasks "setup" (passed) and "teardown" (errored), two at a time.
+JobReport ManyCasesReport(int cases);
+
 }  // namespace taskfork::reporter
 
 #endif  // TASKFORK_REPORTER_TEST_UTIL_H_

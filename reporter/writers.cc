@@ -11,55 +11,22 @@
 #include "absl/time/time.h"
 #include "base/fd.h"
 #include "base/status_macros.h"
+#include "reporter/html_report.h"
+#include "reporter/internal/utf8.h"
 #include "reporter/report_builder.h"
 #include "reporter/result.h"
 
 namespace taskfork::reporter {
 namespace {
 
-// Decodes one UTF-8 code point at s[i]; returns its length, or 0 if invalid.
-size_t Utf8Length(absl::string_view s, size_t i, uint32_t* code_point) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) {
-    *code_point = c;
-    return 1;
-  } else if ((c & 0xe0) == 0xc0) {
-    n = 2;
-    cp = c & 0x1f;
-  } else if ((c & 0xf0) == 0xe0) {
-    n = 3;
-    cp = c & 0x0f;
-  } else if ((c & 0xf8) == 0xf0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    const auto cc = static_cast<unsigned char>(s[i + k]);
-    if ((cc & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (cc & 0x3f);
-  }
-  // Overlong forms, surrogates and out-of-range values are invalid.
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
-      (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff)) {
-    return 0;
-  }
-  *code_point = cp;
-  return n;
-}
-
-constexpr absl::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
+using ::taskfork::reporter_internal::DecodeUtf8;
+using ::taskfork::reporter_internal::kReplacement;
 
 void AppendJsonString(absl::string_view s, std::string* out) {
   out->push_back('"');
   for (size_t i = 0; i < s.size();) {
     uint32_t cp;
-    const size_t n = Utf8Length(s, i, &cp);
+    const size_t n = DecodeUtf8(s, i, &cp);
     if (n == 0) {
       out->append(kReplacement.data(), kReplacement.size());
       ++i;
@@ -101,7 +68,7 @@ void AppendJsonString(absl::string_view s, std::string* out) {
 void AppendXmlText(absl::string_view s, std::string* out) {
   for (size_t i = 0; i < s.size();) {
     uint32_t cp;
-    const size_t n = Utf8Length(s, i, &cp);
+    const size_t n = DecodeUtf8(s, i, &cp);
     const bool allowed =
         n != 0 && (cp == 0x9 || cp == 0xa || cp == 0xd ||
                    (cp >= 0x20 && cp <= 0xd7ff) ||
@@ -465,11 +432,15 @@ std::string JunitXml(const JobReport& r) {
 
 absl::StatusOr<ReportPaths> WriteReport(const JobReport& report,
                                         const std::string& dir) {
-  ReportPaths paths{dir + "/results.json", dir + "/xunit.xml"};
+  ReportPaths paths{dir + "/results.json", dir + "/xunit.xml",
+                    dir + "/report.html"};
   TASKFORK_RETURN_IF_ERROR(WriteFileAtomically(paths.results_json,
                                                ResultsJson(report)));
   TASKFORK_RETURN_IF_ERROR(WriteFileAtomically(paths.xunit_xml,
                                                JunitXml(report)));
+  TASKFORK_ASSIGN_OR_RETURN(std::vector<std::string> logs, ListLogFiles(dir));
+  TASKFORK_RETURN_IF_ERROR(WriteFileAtomically(
+      paths.report_html, HtmlReport(report, {.log_files = std::move(logs)})));
   return paths;
 }
 

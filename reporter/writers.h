@@ -1,4 +1,5 @@
-// Writers of a JobReport: pyATS-style results.json and JUnit XML, atomically.
+// Writers of a JobReport: pyATS-style results.json, JUnit XML and report.html,
+// atomically.
 //
 //   JobReport report = builder.Build(absl::Now());
 //   TASKFORK_ASSIGN_OR_RETURN(ReportPaths paths, WriteReport(report, runinfo));
@@ -42,10 +43,12 @@ std::string JunitXml(const JobReport& report);
 struct ReportPaths {
   std::string results_json;  // <dir>/results.json
   std::string xunit_xml;     // <dir>/xunit.xml
+  std::string report_html;   // <dir>/report.html (html_report.h)
 };
 
-// Writes results.json and xunit.xml into `dir` with WriteFileAtomically
-// (base/fd.h). Errors: those of WriteFileAtomically.
+// Writes results.json, xunit.xml and report.html (linking the JobLog.* and
+// TaskLog.* files in `dir`) into `dir` with WriteFileAtomically (base/fd.h).
+// Errors: those of WriteFileAtomically and ListLogFiles (html_report.h).
 absl::StatusOr<ReportPaths> WriteReport(const JobReport& report,
                                         const std::string& dir);
 

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "reporter/junit_checker.h"
 #include "reporter/report_builder.h"
+#include "reporter/html_report.h"
 
 namespace taskfork::reporter {
 namespace {
@@ -243,16 +244,31 @@ TEST(JunitCheckerTest, NamesAMissingOrBrokenSchema) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr(broken)));
 }
 
-TEST(WriteReportTest, WritesBothFiles) {
+TEST(WriteReportTest, WritesTheThreeFiles) {
   const std::string dir = TempDir();
+  {
+    std::ofstream log(dir + "/TaskLog.t1:pid-9");
+    log << "child log\n";
+  }
   const JobReport report = SampleReport();
   auto paths = WriteReport(report, dir);
   ASSERT_THAT(paths, IsOk());
   EXPECT_EQ(paths->results_json, dir + "/results.json");
   EXPECT_EQ(paths->xunit_xml, dir + "/xunit.xml");
+  EXPECT_EQ(paths->report_html, dir + "/report.html");
   EXPECT_EQ(ReadFile(paths->results_json), ResultsJson(report));
   EXPECT_EQ(ReadFile(paths->xunit_xml), JunitXml(report));
-  EXPECT_THAT(ListDir(dir), ::testing::ElementsAre("results.json", "xunit.xml"));
+  EXPECT_EQ(ReadFile(paths->report_html),
+            HtmlReport(report, {.log_files = {"TaskLog.t1:pid-9"}}));
+  EXPECT_THAT(ListDir(dir),
+              ::testing::ElementsAre("TaskLog.t1:pid-9", "report.html",
+                                     "results.json", "xunit.xml"));
+}
+
+TEST(WriteReportTest, MissingDirectoryIsNotFound) {
+  const std::string dir = TempDir() + "/missing";
+  EXPECT_THAT(WriteReport(SampleReport(), dir),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr(dir)));
 }
 
 }  // namespace

@@ -128,14 +128,17 @@ std::vector<std::string> JobReporter::WriteReport(
       for (const reporter::TaskReport& task : finalized->report.tasks()) {
         (*reported)[task.id()] = task.result();
       }
-      return {finalized->paths.results_json, finalized->paths.xunit_xml};
+      return {finalized->paths.results_json, finalized->paths.xunit_xml,
+              finalized->paths.report_html};
     }
     Warn(absl::StrCat("reporter could not finalize (",
                       finalized.status().ToString(),
                       "); results.json was written from the tasks' results"));
   }
   auto paths = WriteFallbackReport(job, tasks, dir);
-  if (paths.ok()) return {paths->results_json, paths->xunit_xml};
+  if (paths.ok()) {
+    return {paths->results_json, paths->xunit_xml, paths->report_html};
+  }
   LOG(ERROR) << "cannot write the report: " << paths.status();
   warnings_.push_back(
       absl::StrCat("no report written: ", paths.status().ToString()));

@@ -336,6 +336,10 @@ TEST_F(RunnerE2ETest, AllPassedExitsZero) {
   EXPECT_EQ(ResultOf(TaskOf(results, "b")), "passed");
   EXPECT_THAT(Stdout(), HasSubstr("Success Rate: 100.00 %"));
   EXPECT_THAT(ReadFile(RunInfoDir() + "/xunit.xml"), HasSubstr("<testsuites"));
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/report.html"),
+              HasSubstr("\"logs\":[\"TaskLog.a\"]"));
+  EXPECT_THAT(Stdout(),
+              ContainsRegex("Report: +[^\n]*/runs/job[.][0-9.-]*/report.html\n"));
   EXPECT_THAT(ReadFile(RunInfoDir() + "/env.txt"), HasSubstr("argv: "));
   EXPECT_THAT(ReadFile(RunInfoDir() + "/job.textpb"), HasSubstr("e2e_ok"));
 }
@@ -581,7 +585,8 @@ TEST_F(RunnerE2ETest, ArchiveDirGetsTheWholeRunAsTarGz) {
   ASSERT_FALSE(names.empty());
   EXPECT_EQ(names[0], uid + "/");
   for (const std::string file : {"JobLog.packed", "TaskLog.a", "env.txt",
-                                 "job.textpb", "results.json", "xunit.xml"}) {
+                                 "job.textpb", "results.json", "xunit.xml",
+                                 "report.html"}) {
     EXPECT_THAT(names, ::testing::Contains(uid + "/" + file));
   }
   // The archive holds the finished run: the final report and the JobLog with
