@@ -48,40 +48,8 @@ void AppendHtml(absl::string_view s, std::string* out) {
 }
 
 void AppendScriptJson(absl::string_view s, std::string* out) {
-  out->push_back('"');
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp;
-    const size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0) {
-      out->append(kReplacement.data(), kReplacement.size());
-      ++i;
-      continue;
-    }
-    if (cp == 0x2028 || cp == 0x2029) {
-      absl::StrAppendFormat(out, "\\u%04x", cp);
-    } else if (n > 1) {
-      out->append(s.data() + i, n);
-    } else {
-      const char c = s[i];
-      switch (c) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\t': out->append("\\t"); break;
-        case '<': out->append("\\u003c"); break;
-        case '>': out->append("\\u003e"); break;
-        case '&': out->append("\\u0026"); break;
-        default:
-          if (cp < 0x20 || cp == 0x7f) {
-            absl::StrAppendFormat(out, "\\u%04x", cp);
-          } else {
-            out->push_back(c);
-          }
-      }
-    }
-    i += n;
-  }
-  out->push_back('"');
+  reporter_internal::AppendJsonString(
+      s, reporter_internal::JsonContext::kInlineScript, out);
 }
 
 absl::string_view Name(ResultCode code) {

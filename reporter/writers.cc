@@ -23,46 +23,8 @@ using ::taskfork::reporter_internal::DecodeUtf8;
 using ::taskfork::reporter_internal::kReplacement;
 
 void AppendJsonString(absl::string_view s, std::string* out) {
-  out->push_back('"');
-  for (size_t i = 0; i < s.size();) {
-    uint32_t cp;
-    const size_t n = DecodeUtf8(s, i, &cp);
-    if (n == 0) {
-      out->append(kReplacement.data(), kReplacement.size());
-      ++i;
-      continue;
-    }
-    if (n == 1) {
-      const char c = s[i];
-      switch (c) {
-        case '"':
-          out->append("\\\"");
-          break;
-        case '\\':
-          out->append("\\\\");
-          break;
-        case '\n':
-          out->append("\\n");
-          break;
-        case '\r':
-          out->append("\\r");
-          break;
-        case '\t':
-          out->append("\\t");
-          break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            absl::StrAppendFormat(out, "\\u%04x", static_cast<int>(c));
-          } else {
-            out->push_back(c);
-          }
-      }
-    } else {
-      out->append(s.data() + i, n);
-    }
-    i += n;
-  }
-  out->push_back('"');
+  reporter_internal::AppendJsonString(s, reporter_internal::JsonContext::kFile,
+                                      out);
 }
 
 void AppendXmlText(absl::string_view s, std::string* out) {

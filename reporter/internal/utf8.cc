@@ -1,5 +1,9 @@
 #include "reporter/internal/utf8.h"
 
+#include <string>
+
+#include "absl/strings/str_format.h"
+
 namespace taskfork::reporter_internal {
 
 size_t DecodeUtf8(absl::string_view s, size_t i, uint32_t* code_point) {
@@ -35,6 +39,65 @@ size_t DecodeUtf8(absl::string_view s, size_t i, uint32_t* code_point) {
   }
   *code_point = cp;
   return n;
+}
+
+void AppendJsonString(absl::string_view s, JsonContext context,
+                      std::string* out) {
+  const bool script = context == JsonContext::kInlineScript;
+  out->push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    const size_t n = DecodeUtf8(s, i, &cp);
+    if (n == 0) {
+      out->append(kReplacement.data(), kReplacement.size());
+      ++i;
+      continue;
+    }
+    if (n > 1) {
+      if (script && (cp == 0x2028 || cp == 0x2029)) {
+        absl::StrAppendFormat(out, "\\u%04x", cp);
+      } else {
+        out->append(s.data() + i, n);
+      }
+      i += n;
+      continue;
+    }
+    const char c = s[i];
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\r':
+        out->append(script ? "\\u000d" : "\\r");
+        break;
+      case '<':
+      case '>':
+      case '&':
+        if (script) {
+          absl::StrAppendFormat(out, "\\u%04x", cp);
+        } else {
+          out->push_back(c);
+        }
+        break;
+      default:
+        if (cp < 0x20 || (script && cp == 0x7f)) {
+          absl::StrAppendFormat(out, "\\u%04x", cp);
+        } else {
+          out->push_back(c);
+        }
+    }
+    ++i;
+  }
+  out->push_back('"');
 }
 
 }  // namespace taskfork::reporter_internal

@@ -1,4 +1,5 @@
-// UTF-8 decoding shared by the report writers (writers.cc, html_report.cc).
+// UTF-8 decoding and JSON string escaping shared by the report writers
+// (writers.cc, html_report.cc).
 //
 //   uint32_t cp;
 //   const size_t n = DecodeUtf8(s, i, &cp);  // 0: invalid byte at s[i]
@@ -8,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/strings/string_view.h"
 
@@ -21,6 +23,17 @@ inline constexpr absl::string_view kReplacement = "\xef\xbf\xbd";
 // *code_point; returns its length in bytes (1-4), or 0 if s[i] does not start
 // a valid UTF-8 sequence (truncated, overlong, a surrogate, > U+10FFFF).
 size_t DecodeUtf8(absl::string_view s, size_t i, uint32_t* code_point);
+
+// Where a JSON string goes.
+enum class JsonContext {
+  kFile,          // results.json: only what JSON requires is escaped
+  kInlineScript,  // inside <script> of a page: also '<', '>', '&', DEL,
+                  // U+2028 and U+2029, so no text can end the script
+};
+
+// Appends `s` as a quoted JSON string; invalid UTF-8 becomes kReplacement.
+void AppendJsonString(absl::string_view s, JsonContext context,
+                      std::string* out);
 
 }  // namespace taskfork::reporter_internal
 
