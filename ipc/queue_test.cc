@@ -24,6 +24,7 @@
 #include "fork/process.h"
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
+#include "fork/testing/run_in_child.h"
 #include "gtest/gtest.h"
 #include "ipc/internal/test_util.h"
 
@@ -34,7 +35,7 @@ using ::taskfork::ipc_internal::CopyMessageTo;
 using ::taskfork::ipc_internal::IsNamespaceRefused;
 using ::taskfork::ipc_internal::MountPrivateTmpfs;
 using ::taskfork::ipc_internal::RunfilePath;
-using ::taskfork::ipc_internal::RunInChild;
+using ::taskfork::testing::RunInChild;
 using ::taskfork::ipc_internal::TestNamePrefix;
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;

@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
+#include "fork/testing/run_in_child.h"
 #include "gtest/gtest.h"
 #include "ipc/internal/test_util.h"
 
@@ -20,7 +21,7 @@ namespace {
 using ::taskfork::ipc_internal::IsNamespaceRefused;
 using ::taskfork::ipc_internal::MountPrivateTmpfs;
 using ::taskfork::ipc_internal::RemountReadOnly;
-using ::taskfork::ipc_internal::RunInChild;
+using ::taskfork::testing::RunInChild;
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::StatusIs;
 using ::testing::AllOf;

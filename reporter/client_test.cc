@@ -20,6 +20,7 @@
 #include "fork/process.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
+#include "fork/testing/run_in_child.h"
 #include "gtest/gtest.h"
 #include "reporter/report_builder.h"
 #include "reporter/server.h"
@@ -190,7 +191,7 @@ TEST_F(ReportClientTest, BufferedEventsAreSentBeforeForkNotTwice) {
   { ScopedSection s = client->Section("before fork"); }
   // The child exits without flushing: only the at-fork prepare handler's
   // flush can have sent "before fork", and the child must not resend it.
-  EXPECT_EQ(RunInChild([&] { return client->Sync().ok() ? 0 : 1; }), 0);
+  EXPECT_THAT(testing::RunInChild([&] { return client->Sync(); }), IsOk());
   ASSERT_THAT(client->Sync(), IsOk());
   const JobReport r = Finish();
   EXPECT_EQ(CountSections(*FindTask(r, "t")), 1);

@@ -15,9 +15,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/fd.h"
+#include "base/status_macros.h"
 #include "base/status_matchers.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
+#include "fork/testing/run_in_child.h"
 #include "gtest/gtest.h"
 #include "reporter/client.h"
 #include "reporter/frame.h"
@@ -130,20 +132,20 @@ TEST(ReporterServerTest, WritesReportWithRegisteredAndReportedTasks) {
   EXPECT_THAT(server->RecordTaskResult("", MakeResultInfo(Result::kPassed)),
               StatusIs(absl::StatusCode::kInvalidArgument));
 
-  EXPECT_EQ(RunInChild([&] {
-              auto client = ReportClient::Connect(
-                  ClientOptions(server->socket_path(), "t1"));
-              if (!client.ok()) return 1;
-              if (!client->StartTask().ok()) return 2;
-              {
-                ScopedSection tc = client->Section("tc");
-                ScopedSection step = tc.Step("step");
-                step.SetResult(Result::kPassx, "known issue");
-              }
-              if (!client->StopTask(Result::kPassed).ok()) return 3;
-              return client->Sync().ok() ? 0 : 4;
-            }),
-            0);
+  EXPECT_THAT(testing::RunInChild([&]() -> absl::Status {
+                auto client = ReportClient::Connect(
+                    ClientOptions(server->socket_path(), "t1"));
+                TASKFORK_RETURN_IF_ERROR(client.status());
+                TASKFORK_RETURN_IF_ERROR(client->StartTask());
+                {
+                  ScopedSection tc = client->Section("tc");
+                  ScopedSection step = tc.Step("step");
+                  step.SetResult(Result::kPassx, "known issue");
+                }
+                TASKFORK_RETURN_IF_ERROR(client->StopTask(Result::kPassed));
+                return client->Sync();
+              }),
+              IsOk());
   ASSERT_THAT(server->RecordTaskResult("t1", MakeResultInfo(Result::kPassed)),
               IsOk());
   auto done = server->Finalize();

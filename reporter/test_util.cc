@@ -20,7 +20,7 @@ namespace taskfork::reporter {
 namespace {
 
 // Directories MakeTempDir made, each with the pid that made it: a forked
-// child inherits the list but removes only its own (RunInChild's children
+// child inherits the list but removes only its own (test children
 // _exit anyway).
 struct MadeDir {
   pid_t owner;
@@ -71,13 +71,6 @@ int WaitChild(pid_t pid) {
   PCHECK(::waitpid(pid, &status, 0) == pid) << "waitpid";
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   return 128 + WTERMSIG(status);
-}
-
-int RunInChild(const std::function<int()>& body) {
-  const pid_t pid = ::fork();
-  PCHECK(pid >= 0) << "fork";
-  if (pid == 0) ::_exit(body());
-  return WaitChild(pid);
 }
 
 const TaskReport* FindTask(const JobReport& report, const std::string& task_id) {

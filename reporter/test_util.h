@@ -1,7 +1,6 @@
 // Test helpers for //reporter tests (testonly).
 //
 //   std::string dir = MakeTempDir();       // $TMPDIR/reporter_test_XXXXXX
-//   int code = RunInChild([] { return 0; });      // fork, run, wait: exit code
 //   const Section* s = FindSection(report, "t1", "name");
 #ifndef TASKFORK_REPORTER_TEST_UTIL_H_
 #define TASKFORK_REPORTER_TEST_UTIL_H_
@@ -21,10 +20,6 @@ namespace taskfork::reporter {
 // (exit() or return from main; not _exit, a crash or a CHECK failure).
 // Not thread-safe.
 std::string MakeTempDir();
-
-// Forks; the child runs `body` and _exits with its result. Returns the
-// child's exit code, or 128 + signal number if it was killed.
-int RunInChild(const std::function<int()>& body);
 
 // Waits for `pid` (a child) and returns its exit code / 128 + signal.
 int WaitChild(pid_t pid);

@@ -142,7 +142,7 @@ TEST_F(TaskLogTest, LogWritesTheDocumentedFormatWithoutGlog) {
     kept->Log(google::GLOG_ERROR, "direct.cc", 78, "after uninstall");
     return check.failures();
   });
-  ASSERT_TRUE(ExitedWith(result.outcome.wait_status, 0));
+  ASSERT_THAT(result.outcome.child, IsOk());
   ASSERT_EQ(result.outcome.report, "");
   const std::string& shown = result.screen;
 
@@ -624,7 +624,7 @@ TEST_F(TaskLogTest, CapturesStdoutStderrAndProgramsTheTaskStarts) {
     std::printf("no newline yet");  // line-buffered: flushed at exit
     return check.failures();
   });
-  ASSERT_TRUE(ExitedWith(outcome.wait_status, 0));
+  ASSERT_THAT(outcome.child, IsOk());
   ASSERT_EQ(outcome.report, "");
   const std::string text = ReadFile(path);
   for (const char* expected :
@@ -653,7 +653,7 @@ TEST_F(TaskLogTest, ScreenGetsLinesFromTheChosenSeverity) {
     return check.failures();
   });
   const std::string& shown = result.screen;
-  ASSERT_TRUE(ExitedWith(result.outcome.wait_status, 0));
+  ASSERT_THAT(result.outcome.child, IsOk());
   ASSERT_EQ(result.outcome.report, "");
   const std::vector<std::string> lines = Lines(shown);
   ASSERT_EQ(lines.size(), 1u) << shown;
@@ -773,7 +773,7 @@ TEST_F(TaskLogTest, FullDiskIsReportedOnceAndDoesNotStopTheTask) {
   if (absl::StartsWith(result.outcome.report, "SKIP: ")) {
     GTEST_SKIP() << "no private tmpfs: " << result.outcome.report;
   }
-  ASSERT_TRUE(ExitedWith(result.outcome.wait_status, 0));
+  ASSERT_THAT(result.outcome.child, IsOk());
   EXPECT_EQ(result.outcome.report, "");
   const std::vector<std::string> reports = Lines(result.screen);
   ASSERT_EQ(reports.size(), 1u) << result.screen;
@@ -815,7 +815,7 @@ TEST_F(TaskLogTest, RemovedDirectoryDoesNotStopTheTaskOrItsChildren) {
     check.Check((*log)->status().ok(), "parent status after child");
     return check.failures();
   });
-  ASSERT_TRUE(ExitedWith(result.outcome.wait_status, 0));
+  ASSERT_THAT(result.outcome.child, IsOk());
   EXPECT_EQ(result.outcome.report, "");
   const std::vector<std::string> reports = Lines(result.screen);
   ASSERT_EQ(reports.size(), 1u) << result.screen;

@@ -23,17 +23,6 @@ namespace {
 
 constexpr char kRefused[] = "mount namespace refused";
 
-bool WriteAll(int fd, const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = RetryOnEintr([&] { return ::write(fd, p, size); });
-    if (n <= 0) return false;
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Fails the test binary if it leaves a named test segment in /dev/shm
 // (forked children leave with _exit and never run it).
 class LeftoverCheck : public ::testing::Environment {
@@ -52,49 +41,6 @@ const bool kRegistered = [] {
 }();
 
 }  // namespace
-
-absl::Status RunInChild(absl::FunctionRef<absl::Status()> fn) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError(errno, "pipe2");
-  const pid_t pid = ::fork();
-  if (pid < 0) return ErrnoError(errno, "fork");
-  if (pid == 0) {
-    ::close(fds[0]);
-    const absl::Status status = fn();
-    const int32_t code = static_cast<int32_t>(status.code());
-    const std::string message(status.message());
-    const bool ok = WriteAll(fds[1], &code, sizeof(code)) &&
-                    WriteAll(fds[1], message.data(), message.size());
-    ::_exit(ok ? 0 : 1);
-  }
-  ::close(fds[1]);
-  std::string bytes;
-  char buffer[4096];
-  for (;;) {
-    const ssize_t n =
-        RetryOnEintr([&] { return ::read(fds[0], buffer, sizeof(buffer)); });
-    if (n <= 0) break;
-    bytes.append(buffer, static_cast<size_t>(n));
-  }
-  ::close(fds[0]);
-  int wstatus = 0;
-  if (RetryOnEintr([&] { return ::waitpid(pid, &wstatus, 0); }) != pid) {
-    return ErrnoError(errno, "waitpid");
-  }
-  if (WIFSIGNALED(wstatus)) {
-    return absl::InternalError(
-        absl::StrCat("child killed by signal ", WTERMSIG(wstatus), " (",
-                     ::strsignal(WTERMSIG(wstatus)), ")"));
-  }
-  if (bytes.size() < sizeof(int32_t)) {
-    return absl::InternalError(absl::StrCat(
-        "child exited with status ", WEXITSTATUS(wstatus), " without a result"));
-  }
-  int32_t code;
-  std::memcpy(&code, bytes.data(), sizeof(code));
-  return absl::Status(static_cast<absl::StatusCode>(code),
-                      bytes.substr(sizeof(code)));
-}
 
 absl::Status MountPrivateTmpfs(const std::string& tmpfs_options,
                                const std::string& target) {

@@ -2,7 +2,7 @@
 // absl::Status back, give it a private /dev/shm, and check that a test binary
 // leaves no named segment behind.
 //
-//   absl::Status s = RunInChild([] { return MountPrivateShm("size=64k"); });
+//   absl::Status s = testing::RunInChild([] { return MountPrivateShm("size=64k"); });
 //   if (IsNamespaceRefused(s)) GTEST_SKIP() << s;
 //   EXPECT_THAT(s, IsOk());
 #ifndef TASKFORK_IPC_INTERNAL_TEST_UTIL_H_
@@ -16,11 +16,6 @@
 #include "ipc/message_view.h"
 
 namespace taskfork::ipc_internal {
-
-// Forks; the child runs `fn` and _exit()s; the parent waits and returns the
-// child's status (code and message). A child that dies by a signal or exits
-// without reporting gives kInternal naming the signal or exit code.
-absl::Status RunInChild(absl::FunctionRef<absl::Status()> fn);
 
 // Call in a forked child only: enters a private mount namespace (as root:
 // unshare(CLONE_NEWNS); else with CLONE_NEWUSER too) and mounts a fresh tmpfs

@@ -1,5 +1,7 @@
 #include "tasklog/internal/test_util.h"
 
+#include "fork/testing/run_in_child.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -141,25 +143,21 @@ bool ExitedWith(int status, int code) {
 
 ChildOutcome RunInChild(const std::function<std::string()>& body,
                         int timeout_ms) {
-  int fds[2];
-  CHECK_EQ(::pipe2(fds, O_CLOEXEC), 0);
-  const pid_t pid = ::fork();
-  CHECK_GE(pid, 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    const std::string report = body();
-    ssize_t unused = ::write(fds[1], report.data(), report.size());
-    (void)unused;
-    ::_exit(0);
+  // The report comes back as the message of a kUnknown status.
+  const absl::Status status = testing::RunInChild(
+      [&body]() -> absl::Status {
+        const std::string report = body();
+        return report.empty() ? absl::OkStatus() : absl::UnknownError(report);
+      },
+      absl::Milliseconds(timeout_ms));
+  ChildOutcome outcome;
+  if (absl::IsUnknown(status) &&
+      !absl::StartsWith(status.message(), "child pid ")) {
+    outcome.report = std::string(status.message());
+  } else {
+    outcome.child = status;
   }
-  ::close(fds[1]);
-  std::string report;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buffer, sizeof(buffer))) > 0)
-    report.append(buffer, n);
-  ::close(fds[0]);
-  return {WaitWithTimeout(pid, timeout_ms), report};
+  return outcome;
 }
 
 void Checker::Check(bool condition, const std::string& what) {

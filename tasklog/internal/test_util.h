@@ -11,6 +11,8 @@
 
 #include <functional>
 #include <string>
+
+#include "absl/status/status.h"
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -61,13 +63,13 @@ bool ExitedWith(int status, int code);
 
 // What a child run by RunInChild reported.
 struct ChildOutcome {
-  int wait_status;     // as WaitWithTimeout returns it
+  absl::Status child;  // OK if the body returned (how the child ended if not)
   std::string report;  // empty for success, else the failures found
 };
 
-// Runs `body` in a forked child, which then _exits(0), and returns what it
-// reported. The child's stdout and stderr may be captured into a log, so the
-// report travels through a pipe.
+// Runs `body` in a forked child (fork/testing/run_in_child.h) and returns
+// what it reported. The child's stdout and stderr may be captured into a
+// log, so the report travels through the child's result pipe.
 ChildOutcome RunInChild(const std::function<std::string()>& body,
                         int timeout_ms = 60000);
 
