@@ -59,9 +59,10 @@ void JobReporter::Check() {
 }
 
 void JobReporter::CheckAfter(const absl::Status& status,
-                             const std::string& what) {
+                             absl::string_view what, absl::string_view id) {
   if (status.ok()) return;
-  LOG(WARNING) << "reporter: " << what << status;
+  LOG(WARNING) << "reporter: " << what << id << (id.empty() ? "" : ": ")
+               << status;
   Check();
 }
 
@@ -75,8 +76,8 @@ void JobReporter::RegisterTask(const TaskRecord& task) {
   // Posted: sent with the next batch and applied before the next task
   // starts (Sync), one round trip for all the tasks added until then.
   registrations_unsynced_ = true;
-  CheckAfter(server_->PostRegisterTask(info),
-             absl::StrCat("cannot register task ", task.id, ": "));
+  CheckAfter(server_->PostRegisterTask(info), "cannot register task ",
+             task.id);
 }
 
 void JobReporter::Sync() {
@@ -89,18 +90,20 @@ void JobReporter::Flush() {
   if (server_.has_value()) CheckAfter(server_->FlushPosted(), "");
 }
 
-void JobReporter::TaskStarted(const TaskRecord& task, pid_t pid,
+void JobReporter::TaskStarted(const std::string& id,
+                              const std::string& description,
+                              const std::string& log_path, pid_t pid,
                               absl::Time start_time) {
   if (!server_.has_value()) return;
   // The task's start as its own client would report it, so that a task
   // process that reports nothing never connects to the reporter.
   reporter::TaskStart start;
-  start.set_name(task.id);
-  start.set_description(task.description);
-  start.set_logfile(task.log_path);
+  start.set_name(id);
+  start.set_description(description);
+  start.set_logfile(log_path);
   *start.mutable_time() = reporter::ToProtoTime(start_time);
-  CheckAfter(server_->PostTaskStarted(task.id, pid, start),
-             absl::StrCat("cannot record the start of ", task.id, ": "));
+  CheckAfter(server_->PostTaskStarted(id, pid, start),
+             "cannot record the start of ", id);
 }
 
 void JobReporter::TaskEnded(const std::string& id, pid_t pid,
@@ -110,7 +113,7 @@ void JobReporter::TaskEnded(const std::string& id, pid_t pid,
   CheckAfter(server_->PostTaskEnded(
                  id, pid, reporter::MakeResultInfo(result.result, result.reason),
                  absl::Now()),
-             absl::StrCat("cannot record the result of ", id, ": "));
+             "cannot record the result of ", id);
 }
 
 std::vector<std::string> JobReporter::WriteReport(

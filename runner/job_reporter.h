@@ -20,6 +20,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "reporter/report.pb.h"
@@ -60,7 +61,8 @@ class JobReporter {
   void Flush();
   // Checks the server (its control socket is readable: it died).
   void Check();
-  void TaskStarted(const TaskRecord& task, pid_t pid, absl::Time start);
+  void TaskStarted(const std::string& id, const std::string& description,
+                   const std::string& log_path, pid_t pid, absl::Time start);
   void TaskEnded(const std::string& id, pid_t pid, const TaskResult& result);
 
   // Finalizes the server and returns the report files; the fallback report
@@ -78,8 +80,11 @@ class JobReporter {
  private:
   JobReporter() = default;
   void Warn(std::string warning);
-  // On a failed call: the server died (warning, forget it) or not.
-  void CheckAfter(const absl::Status& status, const std::string& what);
+  // On a failed call: logs "reporter: <what><id>: <status>" (no ": " after
+  // an empty id) and checks whether the server died. Builds nothing when
+  // `status` is OK: it is called for every task start and end.
+  void CheckAfter(const absl::Status& status, absl::string_view what,
+                  absl::string_view id = {});
 
   std::optional<reporter::ReporterServer> server_;
   bool registrations_unsynced_ = false;

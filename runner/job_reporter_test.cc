@@ -56,7 +56,8 @@ TEST(JobReporter, ReportsThroughTheServer) {
   reporter->RegisterTask(ran);
   reporter->RegisterTask(Record("never"));
   reporter->Sync();
-  reporter->TaskStarted(ran, 4242, absl::Now());
+  reporter->TaskStarted(ran.id, ran.description, ran.log_path, 4242,
+                        absl::Now());
   ran.result = TaskResult{Result::kFailed, "exit 1", absl::Seconds(1), ""};
   reporter->TaskEnded("ran", 4242, *ran.result);
   reporter->Flush();

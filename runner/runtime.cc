@@ -213,7 +213,8 @@ void Runtime::OnStarted(size_t index) {
   RunnerLogLine(__FILE__, __LINE__,
                 absl::StrCat("task ", task.id(), " started, pid ", run.pid,
                              ", log ", run.launch.log_path));
-  reporter_->TaskStarted(Record(task), run.pid, run.start_time);
+  reporter_->TaskStarted(task.id(), task.definition().description,
+                         run.launch.log_path, run.pid, run.start_time);
   if (progress_.has_value()) progress_->Started(task.id(), run.pid, absl::Now());
 }
 
