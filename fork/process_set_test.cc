@@ -11,6 +11,7 @@
 #include "base/fd.h"
 #include "base/status_matchers.h"
 #include "fork/process.h"
+#include "fork/testing/gate.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -18,29 +19,11 @@
 namespace taskfork {
 namespace {
 
+using ::taskfork::testing::Gate;
 using ::taskfork::testing::IsOk;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-
-// A one-shot gate between processes: Wait() blocks until Open() or until
-// every write end is closed.
-struct Gate {
-  Gate() {
-    auto ends = OwnedFd::Pipe();
-    CHECK(ends.ok()) << ends.status();
-    read = std::move(ends->read);
-    write = std::move(ends->write);
-  }
-  void Open() const { CHECK_EQ(::write(write.get(), "x", 1), 1); }
-  void Wait() const {
-    char c;
-    while (::read(read.get(), &c, 1) < 0 && errno == EINTR) {
-    }
-  }
-  OwnedFd read;
-  OwnedFd write;
-};
 
 Process StartWaitingFor(const Gate& gate, int code) {
   auto process = Process::Start({}, [&gate, code] {

@@ -31,6 +31,7 @@
 #include "base/status_macros.h"
 #include "base/status_matchers.h"
 #include "fork/at_fork.h"
+#include "fork/testing/gate.h"
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,6 +39,7 @@
 namespace taskfork {
 namespace {
 
+using ::taskfork::testing::Gate;
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;
 using ::taskfork::testing::StatusIs;
@@ -46,25 +48,6 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 // ---------------------------------------------------------------- helpers
-
-// A one-shot gate between processes: Wait() blocks until Open() (from any
-// process holding the pipe) or until every write end is closed.
-struct Gate {
-  Gate() {
-    auto ends = OwnedFd::Pipe();
-    CHECK(ends.ok()) << ends.status();
-    read = std::move(ends->read);
-    write = std::move(ends->write);
-  }
-  void Open() const { CHECK_EQ(::write(write.get(), "x", 1), 1); }
-  void Wait() const {
-    char c;
-    while (::read(read.get(), &c, 1) < 0 && errno == EINTR) {
-    }
-  }
-  OwnedFd read;
-  OwnedFd write;
-};
 
 // Sends one int from a child to the test (e.g. a grandchild's pid).
 struct IntPipe {
