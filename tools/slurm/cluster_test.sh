@@ -50,7 +50,7 @@ orphan="$(srun sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $!')"
 wait_gone 20 "${orphan}" || fail "pid ${orphan} (setsid sleep of a finished step) still runs"
 
 # down with a running batch job: nothing of the job, no daemon left.
-job="$(sbatch --parsable --wrap 'setsid sleep 300 & sleep 300')"
+job="$(sbatch --parsable --output="${dir}/job-%j.out" --wrap 'setsid sleep 300 & sleep 300')"
 [[ "${job}" =~ ^[0-9]+$ ]] || fail "sbatch printed ${job}"
 pids=()
 for pidfile in "${dir}"/run/slurmctld.pid "${dir}"/run/slurmd.pid "${dir}"/munge/run/munged.pid; do
