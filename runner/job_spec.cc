@@ -284,6 +284,27 @@ absl::StatusOr<Job> ParseJobSpec(absl::string_view text,
         task.working_directory = command.working_directory();
         task.gtest = command.gtest();
         const Where at = Locate(task_tree, task_field("command"));
+        const TextFormat::ParseInfoTree* command_tree =
+            task_tree == nullptr
+                ? nullptr
+                : task_tree->GetTreeForNested(task_field("command"), -1);
+        const Where shards_at = Locate(
+            command_tree, CommandTask::descriptor()->FindFieldByName("shards"));
+        // Unset (0) means 1; an explicit 0 is as wrong as a negative count.
+        const bool shards_given = shards_at.line >= 0;
+        task.shards = command.shards() > 0 ? command.shards() : 1;
+        if (command.shards() < 0 || (shards_given && command.shards() == 0) ||
+            command.shards() > kMaxShards) {
+          problems.Add(shards_at.line, shards_at.column,
+                       absl::StrCat("task \"", task.id, "\": shards must be "
+                                    "between 1 and ", kMaxShards, ", got ",
+                                    command.shards()));
+        } else if (task.shards > 1 && !task.gtest) {
+          problems.Add(shards_at.line, shards_at.column,
+                       absl::StrCat("task \"", task.id, "\": shards needs "
+                                    "gtest: true (sharding is GoogleTest's "
+                                    "GTEST_TOTAL_SHARDS/GTEST_SHARD_INDEX)"));
+        }
         if (task.argv.empty() || task.argv[0].empty()) {
           problems.Add(at.line, at.column,
                        absl::StrCat("task \"", task.id,

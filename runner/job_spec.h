@@ -34,7 +34,12 @@ struct JobTask {
   std::vector<std::pair<std::string, std::string>> env;
   std::string working_directory;  // empty: the task's runinfo directory
   bool gtest = false;
+  // gtest: the number of shards (>= 1; 1: not sharded).
+  int shards = 1;
 };
+
+// The most shards one task may have.
+inline constexpr int kMaxShards = 1000;
 
 // A job spec that passed every check.
 struct Job {
@@ -68,8 +73,10 @@ struct JobSpecContext {
 //                                  a task without a kind, an unknown function
 //                                  (the message lists the known ones), a
 //                                  command without argv or whose executable
-//                                  does not exist or is not executable, no
-//                                  tasks at all, negative max_parallel.
+//                                  does not exist or is not executable,
+//                                  shards < 1 or > kMaxShards or without
+//                                  gtest, no tasks at all, negative
+//                                  max_parallel.
 absl::StatusOr<Job> LoadJobSpec(const std::string& path,
                                 const JobSpecContext& context);
 

@@ -146,6 +146,42 @@ TEST(ParseJobSpec, BadValues) {
                        HasSubstr("the job has no tasks")));
 }
 
+TEST(ParseJobSpec, ShardsOfAGTestCommand) {
+  auto job = Parse(
+      "task { id: \"s\" command { argv: \"true\" gtest: true shards: 4 } }\n"
+      "task { id: \"u\" command { argv: \"true\" gtest: true } }\n"
+      "task { id: \"one\" command { argv: \"true\" shards: 1 } }\n");
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->tasks[0].shards, 4);
+  EXPECT_EQ(job->tasks[1].shards, 1);  // unset: not sharded
+  EXPECT_EQ(job->tasks[2].shards, 1);
+}
+
+TEST(ParseJobSpec, BadShardsPointAtTheField) {
+  EXPECT_THAT(
+      Parse("task { id: \"z\"\n command { argv: \"true\" gtest: true\n"
+            "   shards: 0 } }"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("job.textpb:3:4: task \"z\": shards must be between "
+                         "1 and 1000, got 0")));
+  EXPECT_THAT(
+      Parse("task { id: \"n\" command { argv: \"true\" gtest: true "
+            "shards: -2 } }"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("job.textpb:1:51: task \"n\": shards must be "
+                         "between 1 and 1000, got -2")));
+  EXPECT_THAT(
+      Parse("task { id: \"big\" command { argv: \"true\" gtest: true "
+            "shards: 1001 } }"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("shards must be between 1 and 1000, got 1001")));
+  EXPECT_THAT(
+      Parse("task { id: \"plain\"\n command { argv: \"true\" shards: 3 } }"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("job.textpb:2:25: task \"plain\": shards needs "
+                         "gtest: true")));
+}
+
 TEST(ParseJobSpec, ReportsEveryProblemAtOnce) {
   auto job = Parse("task { id: \"a\" function { name: \"nope\" } }\n"
                    "task { id: \"a\" command { argv: \"/nope\" } }\n");
