@@ -36,6 +36,8 @@ struct TaskLaunch {
   std::string runinfo_dir;
   std::string reporter_socket;  // empty: no reporter
   StdinPolicy task_stdin = StdinPolicy::kDevNull;
+  // Set for one shard of a sharded GoogleTest task.
+  std::optional<GTestShard> shard;
 };
 
 // How one run ended, as its executor saw it.

@@ -34,6 +34,7 @@ absl::StatusOr<pid_t> LocalExecutor::Start(RunId run,
   config.command_stdin = launch.task_stdin == StdinPolicy::kDevNull
                              ? StdinPolicy::kDevNull
                              : StdinPolicy::kInherit;
+  config.shard = launch.shard;
   config.capture_stdio =
       launch.task_stdin != StdinPolicy::kControllingTerminal;
   absl::StatusOr<Process> process = Process::StartWithResultBytes(

@@ -128,6 +128,17 @@ absl::Status Scheduler::Start(size_t index) {
   return absl::OkStatus();
 }
 
+absl::Status Scheduler::Skip(size_t index, std::string reason) {
+  if (tasks_[index].state != TaskState::kPending) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", tasks_[index].launch.definition->id,
+                     " cannot be skipped: it is not pending"));
+  }
+  SetDone(index, {Result::kSkipped, std::move(reason), absl::ZeroDuration(),
+                  ""});
+  return absl::OkStatus();
+}
+
 void Scheduler::RunAll(int max_parallel) {
   CHECK_GE(max_parallel, 1);
   for (;;) {
@@ -243,7 +254,8 @@ void Scheduler::CheckTimeouts(absl::Time now) {
 }
 
 void Scheduler::Complete(size_t index, TaskEnd end) {
-  const Task& task = tasks_[index];
+  Task& task = tasks_[index];
+  task.exit = end.exit;
   TaskResult result;
   result.runtime = absl::Now() - task.start_time;
   if (end.exit.has_value()) result.exit_status = end.exit->ToString();

@@ -18,6 +18,7 @@
 //   | pending  | Start()                            | running  |
 //   | pending  | the job is interrupted             | done (Blocked) |
 //   | pending  | the executor cannot start it       | done (Errored) |
+//   | pending  | Skip()                             | done (Skipped) |
 //   | running  | its process ends                   | done     |
 //   | running  | Terminate() / timeout / Ctrl-C     | done (Aborted) |
 #ifndef TASKFORK_RUNNER_SCHEDULER_H_
@@ -96,6 +97,8 @@ class Scheduler {
     bool started = false;     // the executor started it
     bool stopping = false;    // SIGTERM sent, waiting for the end
     std::optional<TaskResult> result;  // once done
+    // How its process ended, once done (when the executor knows).
+    std::optional<ExitStatus> exit;
   };
 
   // `executor` and `signals` (may be null: no interrupts) outlive this.
@@ -118,6 +121,9 @@ class Scheduler {
   // Starts a pending task. kFailedPrecondition unless pending; the
   // executor's error otherwise (the task is then done: Errored).
   absl::Status Start(size_t index);
+  // Marks a pending task done without running it: Skipped with `reason`.
+  // kFailedPrecondition unless pending.
+  absl::Status Skip(size_t index, std::string reason);
   // Runs every pending task, at most `max_parallel` (>= 1) at a time, in
   // order, until none is running and none will start.
   void RunAll(int max_parallel);

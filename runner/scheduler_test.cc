@@ -75,6 +75,31 @@ class SchedulerTest : public ::testing::Test {
   std::vector<std::unique_ptr<TaskDefinition>> definitions_;
 };
 
+TEST_F(SchedulerTest, SkipMarksAPendingTaskDoneWithoutRunningIt) {
+  std::vector<size_t> started, done;
+  SchedulerHooks hooks;
+  hooks.on_started = [&](size_t index) { started.push_back(index); };
+  hooks.on_done = [&](size_t index) { done.push_back(index); };
+  Make(std::move(hooks));
+  const size_t skipped = Add("skipped", Pass);
+  const size_t ran = Add("ran", Pass);
+  ASSERT_THAT(scheduler_->Skip(skipped, "not wanted"), IsOk());
+  EXPECT_EQ(ResultOf(skipped).result, Result::kSkipped);
+  EXPECT_EQ(ResultOf(skipped).reason, "not wanted");
+  EXPECT_FALSE(scheduler_->task(skipped).started);
+  EXPECT_THAT(scheduler_->Skip(skipped, "again"),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("task skipped cannot be skipped")));
+  scheduler_->RunAll(2);
+  EXPECT_EQ(started, std::vector<size_t>{ran});
+  EXPECT_EQ(done, (std::vector<size_t>{skipped, ran}));
+  EXPECT_EQ(ResultOf(ran).result, Result::kPassed);
+  ASSERT_TRUE(scheduler_->task(ran).exit.has_value());
+  EXPECT_EQ(scheduler_->task(ran).exit->exit_code, 0);
+  EXPECT_THAT(scheduler_->Skip(ran, "too late"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
 TEST_F(SchedulerTest, RunAllKeepsToMaxParallelAndTheOrder) {
   std::vector<size_t> started;
   size_t most_running = 0;

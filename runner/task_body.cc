@@ -47,15 +47,38 @@ void ReportGTestSections(const std::vector<GTestSection>& tests,
   }
 }
 
+// Where a GoogleTest command writes its JSON, and the sharding environment
+// of one shard (empty when not sharded).
+struct GTestOutput {
+  std::string json_path;
+  std::vector<std::pair<std::string, std::string>> shard_env;
+};
+
+GTestOutput GTestOutputOf(const TaskBodyConfig& config) {
+  const std::string& id = config.definition->id;
+  GTestOutput output;
+  if (!config.shard.has_value()) {
+    output.json_path = absl::StrCat(config.runinfo_dir, "/", id, ".gtest.json");
+    return output;
+  }
+  const GTestShard& shard = *config.shard;
+  output.json_path = absl::StrCat(config.runinfo_dir, "/", id, ".shard-",
+                                  shard.index, ".gtest.json");
+  output.shard_env = {
+      {"GTEST_TOTAL_SHARDS", absl::StrCat(shard.total)},
+      {"GTEST_SHARD_INDEX", absl::StrCat(shard.index)},
+  };
+  return output;
+}
+
 // fork + exec of the command from the task process; the command stays in the
 // task's process group, so a timeout or Ctrl-C reaches it too.
 TaskFunctionOutcome RunCommand(
-    const TaskBodyConfig& config,
+    const TaskBodyConfig& config, const GTestOutput& gtest,
     const std::function<reporter::ReportClient*()>& reporter) {
   const TaskDefinition& task = *config.definition;
   std::vector<std::string> argv = task.argv;
-  const std::string json_path =
-      absl::StrCat(config.runinfo_dir, "/", task.id, ".gtest.json");
+  const std::string& json_path = gtest.json_path;
   if (task.gtest) {
     ::unlink(json_path.c_str());
     argv.push_back(absl::StrCat("--gtest_output=json:", json_path));
@@ -64,6 +87,8 @@ TaskFunctionOutcome RunCommand(
   spawn.process.own_process_group = false;
   spawn.process.stdin_policy = config.command_stdin;
   spawn.process.env = task.env;
+  spawn.process.env.insert(spawn.process.env.end(), gtest.shard_env.begin(),
+                           gtest.shard_env.end());
   if (!config.reporter_socket.empty() && !task.gtest) {
     // Live reporting for binaries linking //reporter:gtest_listener; a gtest
     // task is reported from its JSON output instead (not twice).
@@ -203,7 +228,7 @@ std::string RunTaskBody(const TaskBodyConfig& config) {
 
   TaskFunctionOutcome outcome;
   if (!task.argv.empty()) {
-    outcome = RunCommand(config, connect);
+    outcome = RunCommand(config, GTestOutputOf(config), connect);
   } else {
     TaskContext context(task.id, task.args, config.runinfo_dir, connect);
     outcome = RunTaskFunction(task.body, context);

@@ -4,6 +4,7 @@
 #ifndef TASKFORK_RUNNER_TASK_BODY_H_
 #define TASKFORK_RUNNER_TASK_BODY_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -32,6 +33,9 @@ struct TaskBodyConfig {
   // false in interactive mode, where they stay the terminal so that a
   // prompt or a debugger is seen (glog lines still go to the TaskLog).
   bool capture_stdio = true;
+  // Set for one shard of a sharded GoogleTest task: the command gets the
+  // GTEST_* sharding environment and its own JSON output file.
+  std::optional<GTestShard> shard;
 };
 
 // An INFO line of the runner's own (a task started, a task ended) into the

@@ -26,6 +26,12 @@ namespace taskfork::runner {
 inline constexpr char kReporterSocketEnv[] = "TASKFORK_REPORTER_SOCKET";
 inline constexpr char kTaskIdEnv[] = "TASKFORK_TASK_ID";
 
+// One shard of a sharded GoogleTest task (TaskDefinition::shards > 1).
+struct GTestShard {
+  int index = 0;  // 0-based: GTEST_SHARD_INDEX
+  int total = 1;  // GTEST_TOTAL_SHARDS
+};
+
 // What a task runs: a function (registered or a lambda) or a command.
 struct TaskDefinition {
   std::string id;  // required, unique in the Runtime
@@ -43,6 +49,9 @@ struct TaskDefinition {
   // A GoogleTest binary: --gtest_output=json is added and each test is
   // reported as a section of the task.
   bool gtest = false;
+  // With gtest: run as this many GoogleTest shards (>= 1; 1: not sharded),
+  // each a process of its own (see Runtime::AddTask).
+  int shards = 1;
 };
 
 // What became of a task (Task.result).
