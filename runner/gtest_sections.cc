@@ -27,6 +27,15 @@ absl::Duration ParseSeconds(absl::string_view text) {
 
 }  // namespace
 
+std::string GTestJsonPath(absl::string_view runinfo_dir,
+                          absl::string_view task_id, std::optional<int> shard) {
+  if (!shard.has_value()) {
+    return absl::StrCat(runinfo_dir, "/", task_id, ".gtest.json");
+  }
+  return absl::StrCat(runinfo_dir, "/", task_id, ".shard-", *shard,
+                      ".gtest.json");
+}
+
 absl::StatusOr<std::vector<GTestSection>> ParseGTestJson(
     absl::string_view json, absl::string_view display_path) {
   GTestOutput output;

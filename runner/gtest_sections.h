@@ -7,6 +7,7 @@
 #ifndef TASKFORK_RUNNER_GTEST_SECTIONS_H_
 #define TASKFORK_RUNNER_GTEST_SECTIONS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ struct GTestSection {
   std::string file;
   int line = 0;
 };
+
+// Where the runner has the GoogleTest command of task `task_id` write its
+// JSON: <runinfo_dir>/<task_id>.gtest.json, or for shard k of a sharded
+// task <runinfo_dir>/<task_id>.shard-<k>.gtest.json.
+std::string GTestJsonPath(absl::string_view runinfo_dir,
+                          absl::string_view task_id,
+                          std::optional<int> shard = std::nullopt);
 
 // Parses GoogleTest's JSON output. A test with failures is Failed; a skipped
 // (GTEST_SKIP) or disabled one is Skipped; any other that ran is Passed.

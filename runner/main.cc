@@ -2,7 +2,7 @@
 //
 //   tools/bazel run //runner -- runner/examples/demo.textpb
 //   runner [--runinfo_dir=DIR] [--archive_dir=DIR] [--max_parallel=N]
-//          [--interactive] [--no_progress] JOB_SPEC
+//          [--task=REGEX] [--interactive] [--no_progress] JOB_SPEC
 //
 // Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
 // spec; 3 infrastructure failure (runinfo, /dev/shm, reporter, report files,
@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "runner/job_spec.h"
 #include "runner/runtime.h"
 #include "runner/task_function.h"
+#include "runner/task_selection.h"
 
 namespace taskfork::runner {
 namespace {
@@ -42,6 +44,10 @@ constexpr char kUsage[] =
     "                      if it cannot be written: exit code 3)\n"
     "  --max_parallel=N    tasks at once (overrides the spec; default: the\n"
     "                      spec's, else the number of CPUs)\n"
+    "  --task=REGEX        run only the tasks whose id REGEX (ECMAScript)\n"
+    "                      matches as a whole; the others are reported as\n"
+    "                      skipped (an invalid REGEX or one that matches no\n"
+    "                      task: exit code 2)\n"
     "  --interactive       one task at a time with the terminal as stdin, so\n"
     "                      a debugger or prompt works inside a task\n"
     "  --no_progress       one line per finished task even on a terminal\n"
@@ -56,6 +62,7 @@ struct Arguments {
   std::string runinfo_dir;
   std::string archive_dir;
   int max_parallel = 0;
+  std::optional<std::string> task_pattern;  // --task
   bool interactive = false;
   bool progress = true;
 };
@@ -129,6 +136,8 @@ int Main(int argc, char** argv) {
         return BadArguments(absl::StrCat(
             "--max_parallel wants a positive number, got \"", value, "\""));
       }
+    } else if (value_of("--task", &value)) {
+      args.task_pattern = value;
     } else if (absl::StartsWith(arg, "-")) {
       return BadArguments(absl::StrCat("unknown option ", arg));
     } else {
@@ -154,6 +163,16 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "runner: bad job spec:\n%s\n",
                  std::string(job.status().message()).c_str());
     return kExitBadInput;
+  }
+  if (args.task_pattern.has_value()) {
+    // Checked before anything is set up: a usage error leaves no run behind.
+    std::vector<std::string> ids;
+    for (const JobTask& task : job->tasks) ids.push_back(task.id);
+    const auto selected = SelectTaskIds(*args.task_pattern, ids);
+    if (!selected.ok()) {
+      return BadArguments(absl::StrCat("--task=", *args.task_pattern, ": ",
+                                       selected.status().message()));
+    }
   }
 
   RuntimeOptions options;
@@ -195,11 +214,21 @@ int Main(int argc, char** argv) {
       task.env = spec.env;
       task.working_directory = spec.working_directory;
       task.gtest = spec.gtest;
+      task.shards = spec.shards;
     }
     const absl::StatusOr<Task*> added = (*runtime)->AddTask(std::move(task));
     if (!added.ok()) {
       std::fprintf(stderr, "runner: %s\n",
                    added.status().ToString().c_str());
+      return kExitBadInput;
+    }
+  }
+  if (args.task_pattern.has_value()) {
+    const absl::Status selected = (*runtime)->SelectTasks(*args.task_pattern);
+    if (!selected.ok()) {
+      std::fprintf(stderr, "runner: --task=%s: %s\n",
+                   args.task_pattern->c_str(),
+                   std::string(selected.message()).c_str());
       return kExitBadInput;
     }
   }

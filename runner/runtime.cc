@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,11 +14,15 @@
 #include "glog/logging.h"
 #include "ipc/shm_check.h"
 #include "runner/archive.h"
+#include "runner/gtest_sections.h"
 #include "runner/local_executor.h"
 #include "runner/task_body.h"
+#include "runner/task_selection.h"
 #include "tasklog/tasklog.h"
 
 namespace taskfork::runner {
+
+using reporter::Result;
 
 // ---------------------------------------------------------------------------
 // Task: a view of the Runtime's scheduler entry.
@@ -25,21 +30,71 @@ namespace taskfork::runner {
 const Scheduler::Task& Task::scheduled() const {
   return runtime_->scheduler_->task(index_);
 }
-Task::State Task::state() const { return scheduled().state; }
-std::optional<pid_t> Task::pid() const {
-  if (!scheduled().started) return std::nullopt;
-  return scheduled().pid;
+const Scheduler::Task& Task::shard(int k) const {
+  return runtime_->scheduler_->task(index_ + k);
 }
-std::string Task::log_path() const { return scheduled().launch.log_path; }
+Task::State Task::state() const {
+  if (!sharded()) return scheduled().state;
+  int pending = 0;
+  int done = 0;
+  for (int k = 0; k < shards(); ++k) {
+    pending += shard(k).state == State::kPending;
+    done += shard(k).state == State::kDone;
+  }
+  if (done == shards()) return State::kDone;
+  return pending == shards() ? State::kPending : State::kRunning;
+}
+std::optional<pid_t> Task::pid() const {
+  std::optional<pid_t> first;
+  absl::Time first_start = absl::InfiniteFuture();
+  for (int k = 0; k < shards(); ++k) {
+    const Scheduler::Task& run = shard(k);
+    if (run.started && run.start_time < first_start) {
+      first = run.pid;
+      first_start = run.start_time;
+    }
+  }
+  return first;
+}
+std::string Task::log_path() const {
+  return sharded() ? shard_index_log_ : scheduled().launch.log_path;
+}
 const std::optional<TaskResult>& Task::result() const {
-  return scheduled().result;
+  return sharded() ? merged_result_ : scheduled().result;
 }
 bool Task::is_alive() const { return state() == State::kRunning; }
 
-absl::Status Task::Start() { return runtime_->scheduler_->Start(index_); }
+absl::Status Task::Start() {
+  Scheduler& scheduler = *runtime_->scheduler_;
+  if (!sharded() || state() == State::kDone) return scheduler.Start(index_);
+  if (state() != State::kPending) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", id(), " was started already"));
+  }
+  // Every shard, even if one cannot start (it is then done: Errored).
+  absl::Status first_error;
+  for (int k = 0; k < shards(); ++k) {
+    const absl::Status started = scheduler.Start(index_ + k);
+    if (first_error.ok()) first_error = started;
+  }
+  return first_error;
+}
 
 absl::Status Task::Join(absl::Duration timeout) {
-  return runtime_->scheduler_->Join(index_, timeout);
+  Scheduler& scheduler = *runtime_->scheduler_;
+  if (!sharded()) return scheduler.Join(index_, timeout);
+  const absl::Time deadline = absl::Now() + timeout;
+  for (int k = 0; k < shards(); ++k) {
+    const absl::Status joined = scheduler.Join(
+        index_ + k, std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    if (joined.code() == absl::StatusCode::kDeadlineExceeded) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("task ", id(), " still running after ",
+                       absl::FormatDuration(timeout)));
+    }
+    TASKFORK_RETURN_IF_ERROR(joined);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Task::Wait(absl::Duration max_runtime) {
@@ -53,7 +108,74 @@ absl::Status Task::Wait(absl::Duration max_runtime) {
 }
 
 absl::Status Task::Terminate(std::string reason) {
-  return runtime_->scheduler_->Terminate(index_, std::move(reason));
+  absl::Status first_error;
+  for (int k = 0; k < shards(); ++k) {
+    const absl::Status terminated =
+        runtime_->scheduler_->Terminate(index_ + k, reason);
+    if (first_error.ok()) first_error = terminated;
+  }
+  return first_error;
+}
+
+void Task::MergeShardResults() {
+  TaskResult merged;
+  merged.result = Result::kSkipped;  // the identity of RollUp
+  for (int k = 0; k < shards(); ++k) {
+    merged.result = reporter::RollUp(merged.result, shard(k).result->result);
+  }
+  int first = -1;  // the first shard with the merged result
+  bool same_reason = true;
+  for (int k = 0; k < shards(); ++k) {
+    const TaskResult& result = *shard(k).result;
+    if (first < 0 && result.result == merged.result) first = k;
+    same_reason = same_reason && result.reason == shard(0).result->reason;
+  }
+  merged.reason = shard(first).result->reason;
+  if (merged.result == Result::kFailed) {
+    // A shard's reason may be just its exit code: name the first failing
+    // test of the first failing shard, from its JSON output.
+    const auto tests = ReadGTestJson(GTestJsonPath(
+        shard(first).launch.runinfo_dir, id(), first));
+    for (const GTestSection& test : tests.ok() ? *tests
+                                               : std::vector<GTestSection>{}) {
+      if (test.result == Result::kFailed) {
+        merged.reason = absl::StrCat(test.name, ": ", test.reason);
+        same_reason = false;
+        break;
+      }
+    }
+  }
+  if (!same_reason && !merged.reason.empty()) {
+    absl::StrAppend(&merged.reason, " (shard ", first, " of ", shards(), ")");
+  }
+  absl::Time start = absl::InfiniteFuture();
+  absl::Time end = absl::InfinitePast();
+  int exited_zero = 0;
+  for (int k = 0; k < shards(); ++k) {
+    const Scheduler::Task& run = shard(k);
+    if (run.started) {
+      start = std::min(start, run.start_time);
+      end = std::max(end, run.start_time + run.result->runtime);
+    }
+    if (run.exit.has_value() && run.exit->exited() && run.exit->exit_code == 0) {
+      ++exited_zero;
+      continue;
+    }
+    absl::StrAppend(&merged.exit_status, merged.exit_status.empty() ? "" : "; ",
+                    "shard ", k, ": ",
+                    !run.started             ? "not started"
+                    : run.exit.has_value()   ? run.result->exit_status
+                                             : "no exit status");
+  }
+  merged.runtime = start < end ? end - start : absl::ZeroDuration();
+  if (start == absl::InfiniteFuture()) {
+    merged.exit_status.clear();  // no shard ran (skipped, blocked)
+  } else if (exited_zero > 0) {
+    absl::StrAppend(&merged.exit_status, merged.exit_status.empty() ? "" : "; ",
+                    exited_zero == shards() ? "all " : "", exited_zero, " of ",
+                    shards(), " shard processes exited with code 0");
+  }
+  merged_result_ = std::move(merged);
 }
 
 // ---------------------------------------------------------------------------
@@ -190,15 +312,43 @@ absl::StatusOr<Task*> Runtime::AddTask(TaskDefinition definition) {
     return absl::InvalidArgumentError(absl::StrCat(
         "task \"", definition.id, "\" has neither a body nor an argv"));
   }
+  if (definition.shards < 1 ||
+      (definition.shards > 1 &&
+       (!definition.gtest || definition.argv.empty()))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "task \"", definition.id, "\": shards ", definition.shards,
+        " (shards must be >= 1, and > 1 only for a gtest command)"));
+  }
   tasks_.push_back(std::unique_ptr<Task>(
-      new Task(this, tasks_.size(), std::move(definition))));
+      new Task(this, scheduler_->size(), std::move(definition))));
   Task* task = tasks_.back().get();
-  TaskLaunch launch;
-  launch.definition = &task->definition_;
-  launch.log_path = runinfo_.Path(absl::StrCat("TaskLog.", task->id()));
-  launch.runinfo_dir = runinfo_.dir();
-  launch.task_stdin = options_.task_stdin;
-  CHECK_EQ(scheduler_->Add(std::move(launch)), task->index_);
+  const std::string log_name = absl::StrCat("TaskLog.", task->id());
+  std::string shard_logs;
+  for (int k = 0; k < task->shards(); ++k) {
+    TaskLaunch launch;
+    launch.definition = &task->definition_;
+    launch.log_path = runinfo_.Path(log_name);
+    if (task->sharded()) {
+      launch.shard = GTestShard{.index = k, .total = task->shards()};
+      const std::string shard_log = absl::StrCat(log_name, ".shard-", k);
+      launch.log_path = runinfo_.Path(shard_log);
+      absl::StrAppend(&shard_logs, shard_log, "\n");
+    }
+    launch.runinfo_dir = runinfo_.dir();
+    launch.task_stdin = options_.task_stdin;
+    CHECK_EQ(scheduler_->Add(std::move(launch)), task->index_ + k);
+    task_of_entry_.push_back(task);
+  }
+  if (task->sharded()) {
+    // The task's own log names its shards' logs (in the same directory).
+    task->shard_index_log_ = runinfo_.Path(log_name);
+    const absl::Status written = runinfo_.WriteFile(
+        log_name, absl::StrCat("task ", task->id(), " runs as ",
+                               task->shards(),
+                               " GoogleTest shards, each with its own log:\n",
+                               shard_logs));
+    if (!written.ok()) LOG(WARNING) << "task " << task->id() << ": " << written;
+  }
   reporter_->RegisterTask(Record(*task));
   if (progress_.has_value()) {
     progress_.emplace(options_.console_fd, options_.console_is_tty,
@@ -207,19 +357,47 @@ absl::StatusOr<Task*> Runtime::AddTask(TaskDefinition definition) {
   return task;
 }
 
+namespace {
+
+// " shard <k> of <n>" for a shard's entry, "" for a task's own.
+std::string ShardName(const Scheduler::Task& run) {
+  if (!run.launch.shard.has_value()) return "";
+  return absl::StrCat(" shard ", run.launch.shard->index, " of ",
+                      run.launch.shard->total);
+}
+
+}  // namespace
+
 void Runtime::OnStarted(size_t index) {
-  const Task& task = *tasks_[index];
-  const Scheduler::Task& run = task.scheduled();
+  const Task& task = *task_of_entry_[index];
+  const Scheduler::Task& run = scheduler_->task(index);
   RunnerLogLine(__FILE__, __LINE__,
-                absl::StrCat("task ", task.id(), " started, pid ", run.pid,
-                             ", log ", run.launch.log_path));
+                absl::StrCat("task ", task.id(), ShardName(run), " started, pid ",
+                             run.pid, ", log ", run.launch.log_path));
+  if (task.sharded()) {
+    int started = 0;
+    for (int k = 0; k < task.shards(); ++k) started += task.shard(k).started;
+    if (started > 1) return;  // the task started with its first shard
+  }
   reporter_->TaskStarted(task.id(), task.definition().description,
-                         run.launch.log_path, run.pid, run.start_time);
+                         task.log_path(), run.pid, run.start_time);
   if (progress_.has_value()) progress_->Started(task.id(), run.pid, absl::Now());
 }
 
 void Runtime::OnDone(size_t index) {
-  const Task& task = *tasks_[index];
+  Task& task = *task_of_entry_[index];
+  if (task.sharded()) {
+    const Scheduler::Task& run = scheduler_->task(index);
+    RunnerLogLine(__FILE__, __LINE__,
+                  absl::StrCat("task ", task.id(), ShardName(run), " done: ",
+                               reporter::ResultName(run.result->result),
+                               run.result->reason.empty() ? "" : ", ",
+                               run.result->reason,
+                               run.result->exit_status.empty() ? "" : "; ",
+                               run.result->exit_status));
+    if (task.state() != Task::State::kDone) return;
+    task.MergeShardResults();
+  }
   const TaskResult& result = *task.result();
   RunnerLogLine(__FILE__, __LINE__,
                 absl::StrCat("task ", task.id(), " done: ",
@@ -227,7 +405,7 @@ void Runtime::OnDone(size_t index) {
                              result.reason.empty() ? "" : ", ", result.reason,
                              result.exit_status.empty() ? "" : "; ",
                              result.exit_status));
-  reporter_->TaskEnded(task.id(), task.scheduled().pid, result);
+  reporter_->TaskEnded(task.id(), task.pid().value_or(0), result);
   if (progress_.has_value()) {
     progress_->Finished(task.id(), result.result, result.runtime, result.reason,
                         absl::Now());
@@ -235,6 +413,30 @@ void Runtime::OnDone(size_t index) {
 }
 
 void Runtime::RunAll(int max_parallel) { scheduler_->RunAll(max_parallel); }
+
+absl::Status Runtime::SelectTasks(const std::string& pattern) {
+  std::vector<std::string> ids;
+  for (const auto& task : tasks_) {
+    if (task->state() != Task::State::kPending) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot select tasks by \"", pattern, "\": task ", task->id(),
+          " is no longer pending"));
+    }
+    ids.push_back(task->id());
+  }
+  TASKFORK_ASSIGN_OR_RETURN(const std::vector<bool> selected,
+                            SelectTaskIds(pattern, ids));
+  const std::string reason =
+      absl::StrCat("not selected by --task=", pattern);
+  for (size_t i = 0; i < tasks_.size(); ++i) {
+    if (selected[i]) continue;
+    const Task& task = *tasks_[i];
+    for (int k = 0; k < task.shards(); ++k) {
+      TASKFORK_RETURN_IF_ERROR(scheduler_->Skip(task.index_ + k, reason));
+    }
+  }
+  return absl::OkStatus();
+}
 
 void Runtime::KillEscapedProcesses() {
   if (!supervisor_.has_value()) return;

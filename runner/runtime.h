@@ -82,6 +82,12 @@ class Runtime;
 // One task: a forked process. Created by Runtime::AddTask, owned by the
 // Runtime. Thread-compatible (the runner's thread).
 //
+// A sharded GoogleTest task (TaskDefinition::shards = N > 1) is N scheduled
+// runs, one per shard, each a process of its own with its own slot of
+// max_parallel, timeout and TaskLog.<id>.shard-<k>; the Task is their sum:
+// pending until a shard starts, running until every shard is done, then
+// done with the merged result (see result()).
+//
 //   | state    | event                              | next     |
 //   |----------|------------------------------------|----------|
 //   | pending  | Start()                            | running  |
@@ -95,16 +101,23 @@ class Task {
   const std::string& id() const { return definition_.id; }
   const TaskDefinition& definition() const { return definition_; }
   State state() const;
-  // The task process, once started (pyATS: None until started).
+  // The task process, once started (pyATS: None until started); sharded:
+  // the process of the first shard that started.
   std::optional<pid_t> pid() const;
-  // The task's log file.
+  // The task's log file; sharded: TaskLog.<id>, which names the shards'
+  // logs.
   std::string log_path() const;
-  // Set once the task is done (pyATS: None until terminated).
+  // Set once the task is done (pyATS: None until terminated). Sharded: the
+  // shards' worst result (reporter::RollUp) with the reason of the first
+  // shard that has it ("(shard k of N)" appended unless every shard gives
+  // that reason), the runtime from the first start to the last end, and an
+  // exit status naming each shard whose process did not exit with code 0.
   const std::optional<TaskResult>& result() const;
   // Running: started and its end not handled yet.
   bool is_alive() const;
 
-  // Forks the task process. kFailedPrecondition unless pending (also for a
+  // Forks the task process (sharded: every shard's at once, regardless of
+  // max_parallel). kFailedPrecondition unless pending (also for a
   // task blocked by an interrupt: check Runtime::interrupted()); fork errors
   // (see Process::Start) otherwise, and the task is then done: Errored.
   absl::Status Start();
@@ -127,10 +140,20 @@ class Task {
   Task(Runtime* runtime, size_t index, TaskDefinition definition)
       : runtime_(runtime), index_(index), definition_(std::move(definition)) {}
   const Scheduler::Task& scheduled() const;
+  // The scheduler entry of shard `k` (0 when not sharded).
+  const Scheduler::Task& shard(int k) const;
+  int shards() const { return definition_.shards; }
+  bool sharded() const { return definition_.shards > 1; }
+  // Sharded: merges the shards' results into merged_result_ (all done).
+  void MergeShardResults();
 
   Runtime* runtime_;
-  size_t index_;  // in the Runtime's scheduler
+  // In the Runtime's scheduler: its entry, or the first of its shards'
+  // consecutive entries.
+  size_t index_;
   TaskDefinition definition_;
+  std::string shard_index_log_;  // sharded: TaskLog.<id>
+  std::optional<TaskResult> merged_result_;  // sharded, once done
 };
 
 // One job run. Create() sets up the run; tasks are added and run; Finish()
@@ -156,8 +179,18 @@ class Runtime {
 
   // Declares a task (registered with the reporter, so it appears in the
   // report even if it never runs). kInvalidArgument for an empty or
-  // duplicate id, or a definition with neither body nor argv.
+  // duplicate id, a definition with neither body nor argv, or shards < 1
+  // or > 1 without a gtest command.
   absl::StatusOr<Task*> AddTask(TaskDefinition definition);
+
+  // Runs only the tasks whose id `pattern` (an ECMAScript regular
+  // expression, matching the whole id) selects: the others are done at
+  // once, Skipped with the reason "not selected by --task=<pattern>" (the
+  // runner's flag), so they stay in the report and the summary. Call after
+  // the AddTask()s, before anything starts. kInvalidArgument for an invalid
+  // pattern or one that selects no task (see SelectTaskIds);
+  // kFailedPrecondition once a task left its pending state.
+  absl::Status SelectTasks(const std::string& pattern);
 
   // Runs every pending task, at most `max_parallel` at a time, in order;
   // enforces timeouts; handles SIGINT/SIGTERM (the first aborts running tasks
@@ -186,6 +219,7 @@ class Runtime {
   Runtime(RuntimeOptions options, RunInfo runinfo)
       : options_(std::move(options)), runinfo_(std::move(runinfo)) {}
 
+  // `index`: a scheduler entry (a task, or one shard of one).
   void OnStarted(size_t index);
   void OnDone(size_t index);
   TaskRecord Record(const Task& task) const;
@@ -205,6 +239,8 @@ class Runtime {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<std::unique_ptr<Task>> tasks_;
+  // The task of each scheduler entry (several entries for a sharded task).
+  std::vector<Task*> task_of_entry_;
   std::optional<Progress> progress_;
   std::vector<std::string> warnings_;
   bool infrastructure_failed_ = false;

@@ -3,13 +3,17 @@
 #include "runner/runtime.h"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <memory>
+#include <sstream>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -18,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/status_matchers.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "reporter/client.h"
 #include "reporter/result.h"
@@ -193,6 +198,216 @@ TEST_F(RuntimeInterruptTest, RunnerReportsStartAndEndOfSilentAndReportingTasks) 
               ::testing::HasSubstr(absl::StrCat("\"pids\":[", pids[1], "]")));
   EXPECT_THAT(reporting_part, ::testing::HasSubstr("\"value\":\"failed\""));
   EXPECT_THAT(reporting_part, ::testing::HasSubstr("probe"));
+}
+
+// Sharded GoogleTest command tasks, with runner/sharded_gtest_test_helper.
+class RuntimeShardsTest : public RuntimeInterruptTest {
+ protected:
+  static TaskDefinition Sharded(std::string id, int shards,
+                                std::vector<std::pair<std::string, std::string>>
+                                    env = {}) {
+    TaskDefinition definition;
+    definition.id = std::move(id);
+    definition.argv = {absl::StrCat(std::getenv("TEST_SRCDIR"),
+                                    "/taskfork/runner/sharded_gtest_test_helper")};
+    definition.env = std::move(env);
+    definition.gtest = true;
+    definition.shards = shards;
+    return definition;
+  }
+
+  static std::string Read(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)),
+                       std::istreambuf_iterator<char>());
+  }
+};
+
+TEST_F(RuntimeShardsTest, EachShardTakesASlotAndTheTaskHasOneMergedResult) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  const std::string marks = runtime->runinfo().Path("marks");
+  ASSERT_EQ(::mkdir(marks.c_str(), 0755), 0);
+  absl::StatusOr<Task*> task =
+      runtime->AddTask(Sharded("sharded", 4, {{"TASKFORK_TEST_MARKS", marks}}));
+  ASSERT_THAT(task, IsOk());
+  EXPECT_EQ((*task)->state(), Task::State::kPending);
+  EXPECT_FALSE((*task)->pid().has_value());
+  runtime->RunAll(/*max_parallel=*/2);
+
+  // Each shard's run, as it marked it: never more than 2 at once.
+  std::vector<std::pair<int64_t, int>> events;  // (time, +1 start / -1 end)
+  for (int k = 0; k < 4; ++k) {
+    std::istringstream line(Read(absl::StrCat(marks, "/", k)));
+    int64_t start = 0, end = 0;
+    line >> start >> end;
+    ASSERT_GT(end, start) << "shard " << k;
+    events.emplace_back(start, +1);
+    events.emplace_back(end, -1);
+  }
+  std::sort(events.begin(), events.end());
+  int running = 0, most = 0;
+  for (const auto& [time, delta] : events) {
+    running += delta;
+    most = std::max(most, running);
+  }
+  EXPECT_LE(most, 2);
+
+  EXPECT_EQ((*task)->state(), Task::State::kDone);
+  EXPECT_FALSE((*task)->is_alive());
+  EXPECT_TRUE((*task)->pid().has_value());
+  ASSERT_TRUE((*task)->result().has_value());
+  const TaskResult& result = *(*task)->result();
+  EXPECT_EQ(result.result, reporter::Result::kFailed);
+  EXPECT_THAT(result.reason, ::testing::StartsWith("Many.Fails: "));
+  EXPECT_THAT(result.reason, ::testing::ContainsRegex(" \\(shard [0-3] of 4\\)$"));
+  EXPECT_EQ(result.exit_status,
+            "all 4 of 4 shard processes exited with code 0");
+  // From the first start to the last end: at least two rounds of 300 ms.
+  EXPECT_GE(result.runtime, absl::Milliseconds(600));
+  // The task's log names the shards' logs, which are there, as is each
+  // shard's own JSON output.
+  EXPECT_EQ((*task)->log_path(), runtime->runinfo().Path("TaskLog.sharded"));
+  const std::string index = Read((*task)->log_path());
+  for (int k = 0; k < 4; ++k) {
+    const std::string shard_log = absl::StrCat("TaskLog.sharded.shard-", k);
+    EXPECT_THAT(index, ::testing::HasSubstr(shard_log + "\n"));
+    // GoogleTest saw the shard's GTEST_SHARD_INDEX and GTEST_TOTAL_SHARDS.
+    EXPECT_THAT(Read(runtime->runinfo().Path(shard_log)),
+                ::testing::HasSubstr(absl::StrCat("This is test shard ", k + 1,
+                                                  " of 4.")))
+        << shard_log;
+    EXPECT_THAT(Read(runtime->runinfo().Path(
+                    absl::StrCat("sharded.shard-", k, ".gtest.json"))),
+                ::testing::HasSubstr("\"testsuites\""));
+  }
+  EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+}
+
+TEST_F(RuntimeShardsTest, ACrashingShardLeavesTheOthersToFinish) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  absl::StatusOr<Task*> task =
+      runtime->AddTask(Sharded("crashy", 3, {{"TASKFORK_TEST_CRASH", "1"}}));
+  ASSERT_THAT(task, IsOk());
+  runtime->RunAll(3);
+  ASSERT_TRUE((*task)->result().has_value());
+  const TaskResult& result = *(*task)->result();
+  EXPECT_EQ(result.result, reporter::Result::kErrored);
+  EXPECT_THAT(result.reason, ::testing::HasSubstr("killed by SIGABRT"));
+  EXPECT_THAT(result.reason, ::testing::ContainsRegex("\\(shard [0-2] of 3\\)$"));
+  // The other two shards ran to their end and wrote their results.
+  int json_files = 0;
+  for (int k = 0; k < 3; ++k) {
+    json_files += !Read(runtime->runinfo().Path(
+                            absl::StrCat("crashy.shard-", k, ".gtest.json")))
+                       .empty();
+  }
+  EXPECT_EQ(json_files, 2);
+  EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+}
+
+TEST_F(RuntimeShardsTest, TimeoutIsPerShard) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  TaskDefinition definition = Sharded("hangs", 3, {{"TASKFORK_TEST_HANG", "1"}});
+  definition.timeout = absl::Seconds(2);
+  absl::StatusOr<Task*> task = runtime->AddTask(std::move(definition));
+  ASSERT_THAT(task, IsOk());
+  runtime->RunAll(3);
+  ASSERT_TRUE((*task)->result().has_value());
+  const TaskResult& result = *(*task)->result();
+  EXPECT_EQ(result.result, reporter::Result::kAborted);
+  EXPECT_THAT(result.reason,
+              ::testing::MatchesRegex("timed out after 2s \\(shard [0-2] of 3\\)"));
+  // Only the hanging shard was stopped: its process was killed by SIGTERM.
+  EXPECT_THAT(result.exit_status,
+              ::testing::MatchesRegex("shard [0-2]: pid [0-9]+ killed by "
+                                      "SIGTERM.*; 2 of 3 shard processes "
+                                      "exited with code 0"));
+  EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+}
+
+TEST_F(RuntimeShardsTest, StartJoinAndInterruptCoverEveryShard) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  absl::StatusOr<Task*> task =
+      runtime->AddTask(Sharded("hangs", 3, {{"TASKFORK_TEST_HANG", "1"}}));
+  absl::StatusOr<Task*> pending = runtime->AddTask(Sharded("later", 2));
+  ASSERT_THAT(task, IsOk());
+  ASSERT_THAT(pending, IsOk());
+  ASSERT_THAT((*task)->Start(), IsOk());  // all three at once
+  EXPECT_EQ((*task)->state(), Task::State::kRunning);
+  EXPECT_TRUE((*task)->pid().has_value());
+  EXPECT_THAT((*task)->Start(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::HasSubstr("task hangs was started already")));
+  // One shard hangs: the task is still running when a Join gives up.
+  EXPECT_THAT((*task)->Join(absl::Milliseconds(500)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       ::testing::HasSubstr("task hangs still running after "
+                                            "500ms")));
+  EXPECT_TRUE((*task)->is_alive());
+
+  ASSERT_EQ(::raise(SIGINT), 0);
+  EXPECT_THAT((*task)->Join(absl::Minutes(1)), IsOk());
+  ASSERT_TRUE((*task)->result().has_value());
+  EXPECT_EQ((*task)->result()->result, reporter::Result::kAborted);
+  EXPECT_THAT((*task)->result()->reason,
+              ::testing::StartsWith("aborted by SIGINT"));
+  // Both shards of the pending task were blocked: one merged Blocked result
+  // without a shard suffix, as the shards agree.
+  ASSERT_TRUE((*pending)->result().has_value());
+  EXPECT_EQ((*pending)->result()->result, reporter::Result::kBlocked);
+  EXPECT_EQ((*pending)->result()->reason,
+            "not started: the job was interrupted by SIGINT");
+  EXPECT_EQ((*pending)->result()->exit_status, "");
+  EXPECT_FALSE((*pending)->pid().has_value());
+  EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+}
+
+TEST_F(RuntimeShardsTest, BadShardCountsAreRejected) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  EXPECT_THAT(runtime->AddTask(Sharded("zero", 0)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("task \"zero\": shards 0")));
+  TaskDefinition not_gtest = Sharded("plain", 2);
+  not_gtest.gtest = false;
+  EXPECT_THAT(runtime->AddTask(std::move(not_gtest)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("only for a gtest command")));
+  EXPECT_TRUE(runtime->tasks().empty());
+  (void)runtime->Finish();
+}
+
+TEST_F(RuntimeShardsTest, SelectTasksSkipsTheOthers) {
+  std::unique_ptr<Runtime> runtime = Create(absl::Seconds(30));
+  ASSERT_NE(runtime, nullptr);
+  absl::StatusOr<Task*> chosen = runtime->AddTask(
+      {.id = "unit_a", .body = [](TaskContext&) { return absl::OkStatus(); }});
+  absl::StatusOr<Task*> other = runtime->AddTask(Sharded("e2e", 2));
+  ASSERT_THAT(chosen, IsOk());
+  ASSERT_THAT(other, IsOk());
+  EXPECT_THAT(runtime->SelectTasks("unit_("),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("not a valid regular expression")));
+  EXPECT_THAT(runtime->SelectTasks("unit"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("the tasks are: unit_a, e2e")));
+  ASSERT_THAT(runtime->SelectTasks("unit_.*"), IsOk());
+  ASSERT_TRUE((*other)->result().has_value());
+  EXPECT_EQ((*other)->result()->result, reporter::Result::kSkipped);
+  EXPECT_EQ((*other)->result()->reason, "not selected by --task=unit_.*");
+  EXPECT_EQ((*other)->state(), Task::State::kDone);
+  runtime->RunAll(2);
+  ASSERT_TRUE((*chosen)->result().has_value());
+  EXPECT_EQ((*chosen)->result()->result, reporter::Result::kPassed);
+  EXPECT_FALSE((*other)->pid().has_value());
+  EXPECT_THAT(runtime->SelectTasks(".*"),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::HasSubstr("no longer pending")));
+  EXPECT_EQ(runtime->Finish(), kExitAllSucceeded);
 }
 
 }  // namespace

@@ -58,12 +58,11 @@ GTestOutput GTestOutputOf(const TaskBodyConfig& config) {
   const std::string& id = config.definition->id;
   GTestOutput output;
   if (!config.shard.has_value()) {
-    output.json_path = absl::StrCat(config.runinfo_dir, "/", id, ".gtest.json");
+    output.json_path = GTestJsonPath(config.runinfo_dir, id);
     return output;
   }
   const GTestShard& shard = *config.shard;
-  output.json_path = absl::StrCat(config.runinfo_dir, "/", id, ".shard-",
-                                  shard.index, ".gtest.json");
+  output.json_path = GTestJsonPath(config.runinfo_dir, id, shard.index);
   output.shard_env = {
       {"GTEST_TOTAL_SHARDS", absl::StrCat(shard.total)},
       {"GTEST_SHARD_INDEX", absl::StrCat(shard.index)},
