@@ -211,6 +211,8 @@ class RuntimeShardsTest : public RuntimeInterruptTest {
     definition.argv = {absl::StrCat(std::getenv("TEST_SRCDIR"),
                                     "/taskfork/runner/sharded_gtest_test_helper")};
     definition.env = std::move(env);
+    // Not this test's --test_filter (bazel's variable).
+    definition.env.emplace_back("TESTBRIDGE_TEST_ONLY", "*");
     definition.gtest = true;
     definition.shards = shards;
     return definition;

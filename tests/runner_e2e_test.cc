@@ -756,5 +756,99 @@ TEST_F(RunnerE2ETest, CustomJobProgramRunsTasksInCode) {
   EXPECT_EQ(ResultOf(TaskOf(results, "count")), "blocked");
 }
 
+// Each section of a task of results.json as "<name> <result>", sorted.
+std::vector<std::string> SectionsOf(const Struct& task) {
+  std::vector<std::string> sections;
+  for (const Value& section :
+       task.fields().at("sections").list_value().values()) {
+    const auto& fields = section.struct_value().fields();
+    sections.push_back(absl::StrCat(
+        fields.at("name").string_value(), " ",
+        fields.at("result").struct_value().fields().at("value").string_value()));
+  }
+  std::sort(sections.begin(), sections.end());
+  return sections;
+}
+
+TEST_F(RunnerE2ETest, ShardedGTestTaskReportsAsTheUnshardedOne) {
+  // TESTBRIDGE_TEST_ONLY: not this test's --test_filter (bazel's variable).
+  EXPECT_EQ(Run(R"pb(
+    max_parallel: 2
+    task { id: "whole"
+           command { argv: "runner/sharded_gtest_test_helper" gtest: true
+                     env { key: "TESTBRIDGE_TEST_ONLY" value: "*" } } }
+    task { id: "sharded"
+           command { argv: "runner/sharded_gtest_test_helper" gtest: true
+                     env { key: "TESTBRIDGE_TEST_ONLY" value: "*" } shards: 4 } }
+  )pb"),
+            1);
+  const Struct results = Results();
+  const Struct whole = TaskOf(results, "whole");
+  const Struct sharded = TaskOf(results, "sharded");
+  const std::vector<std::string> tests = SectionsOf(whole);
+  ASSERT_EQ(tests.size(), 21u);
+  EXPECT_THAT(tests, ::testing::Contains("Many.Fails failed"));
+  EXPECT_THAT(tests, ::testing::Contains("Many.Skips skipped"));
+  EXPECT_EQ(SectionsOf(sharded), tests);
+  EXPECT_EQ(ResultOf(sharded), "failed");
+  EXPECT_EQ(ResultOf(sharded), ResultOf(whole));
+  EXPECT_THAT(ReasonOf(sharded), ContainsRegex("^Many.Fails: .*fails on "
+                                               "purpose.* \\(shard [0-3] of 4\\)$"));
+  // One task in results.json and one testsuite in xunit.xml, with every test.
+  EXPECT_EQ(results.fields().at("report").struct_value().fields().at("tasks")
+                .list_value().values_size(),
+            2);
+  const std::string xunit = ReadFile(RunInfoDir() + "/xunit.xml");
+  const auto count = [&xunit](const std::string& needle) {
+    int n = 0;
+    for (size_t at = xunit.find(needle); at != std::string::npos;
+         at = xunit.find(needle, at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(count("<testsuite "), 2) << xunit;
+  EXPECT_EQ(count("<testcase "), 42) << xunit;
+  EXPECT_EQ(count("name=\"Many.Fails\""), 2) << xunit;
+  EXPECT_THAT(Stdout(), ContainsRegex("sharded +FAILED"));
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.sharded"),
+              HasSubstr("TaskLog.sharded.shard-3\n"));
+  // GoogleTest deals the tests out in turn: Many.Fails (the 18th) is shard
+  // 1's.
+  const std::string joblog = ReadFile(RunInfoDir() + "/JobLog.job");
+  EXPECT_THAT(joblog, HasSubstr("task sharded shard 1 of 4 done: failed"));
+  EXPECT_THAT(joblog, HasSubstr("task sharded shard 3 of 4 done: passed"));
+  EXPECT_THAT(ReasonOf(sharded), HasSubstr("(shard 1 of 4)"));
+}
+
+TEST_F(RunnerE2ETest, TaskFlagRunsOnlyTheSelectedTasks) {
+  EXPECT_EQ(Run("task { id: \"unit_a\" function { name: \"e2e_ok\" } }\n"
+                "task { id: \"e2e\" function { name: \"e2e_fail\" } }\n"
+                "task { id: \"unit_b\" command { argv: \"/bin/true\" } }\n",
+                {"--task=unit_.*"}),
+            0);
+  const Struct results = Results();
+  EXPECT_EQ(ResultOf(TaskOf(results, "unit_a")), "passed");
+  EXPECT_EQ(ResultOf(TaskOf(results, "unit_b")), "passed");
+  const Struct skipped = TaskOf(results, "e2e");
+  EXPECT_EQ(ResultOf(skipped), "skipped");
+  EXPECT_EQ(ReasonOf(skipped), "not selected by --task=unit_.*");
+  EXPECT_THAT(Stdout(), ContainsRegex("e2e +SKIPPED"));
+}
+
+TEST_F(RunnerE2ETest, TaskFlagErrorsAreUsageErrors) {
+  const std::string spec = "task { id: \"unit_a\" function { name: \"e2e_ok\" } }\n"
+                           "task { id: \"e2e\" function { name: \"e2e_ok\" } }\n";
+  EXPECT_EQ(Run(spec, {"--task=unit_("}), 2);
+  EXPECT_THAT(Stderr(), HasSubstr("runner: --task=unit_(: \"unit_(\" is not a "
+                                  "valid regular expression: "));
+  EXPECT_THAT(Stderr(), HasSubstr("usage: runner"));
+  EXPECT_EQ(Run(spec, {"--task", "unit"}), 2);
+  EXPECT_THAT(Stderr(), HasSubstr("--task=unit: \"unit\" matches no task id"));
+  EXPECT_THAT(Stderr(), HasSubstr("the tasks are: unit_a, e2e"));
+  struct stat st;
+  EXPECT_NE(::stat((dir_ + "/runs").c_str(), &st), 0) << "runinfo was created";
+}
+
 }  // namespace
 }  // namespace taskfork
