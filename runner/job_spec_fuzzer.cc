@@ -85,6 +85,10 @@ void CheckAccepted(const Job& job) {
     if (task.timeout <= absl::ZeroDuration()) {
       Fail("task timeout not positive", task.id);
     }
+    if (task.shards < 1 || task.shards > taskfork::runner::kMaxShards) {
+      Fail("shards out of range", task.id);
+    }
+    if (task.shards > 1 && !task.gtest) Fail("shards without gtest", task.id);
     switch (task.kind) {
       case JobTask::Kind::kFunction: {
         bool found = false;
