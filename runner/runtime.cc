@@ -136,12 +136,14 @@ void Task::MergeShardResults() {
     // test of the first failing shard, from its JSON output.
     const auto tests = ReadGTestJson(GTestJsonPath(
         shard(first).launch.runinfo_dir, id(), first));
-    for (const GTestSection& test : tests.ok() ? *tests
-                                               : std::vector<GTestSection>{}) {
-      if (test.result == Result::kFailed) {
-        merged.reason = absl::StrCat(test.name, ": ", test.reason);
+    if (tests.ok()) {
+      const auto failed = std::find_if(
+          tests->begin(), tests->end(), [](const GTestSection& test) {
+            return test.result == Result::kFailed;
+          });
+      if (failed != tests->end()) {
+        merged.reason = absl::StrCat(failed->name, ": ", failed->reason);
         same_reason = false;
-        break;
       }
     }
   }

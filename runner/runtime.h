@@ -92,6 +92,7 @@ class Runtime;
 //   |----------|------------------------------------|----------|
 //   | pending  | Start()                            | running  |
 //   | pending  | the job is interrupted             | done (Blocked) |
+//   | pending  | Runtime::SelectTasks() leaves it   | done (Skipped) |
 //   | running  | the process ends, Join()/Wait()    | done     |
 //   | running  | Terminate() / timeout / Ctrl-C     | done (Aborted) |
 class Task {
