@@ -43,6 +43,9 @@ struct TaskDefinition {
   // A GoogleTest binary: --gtest_output=json is added and each test is
   // reported as a section of the task.
   bool gtest = false;
+  // A GoogleTest task runs only these tests (--gtest_filter=<value> after
+  // argv) when set: by --retries and --rerun_failed, "Suite.a:Suite.b".
+  std::string gtest_filter;
 };
 
 // What became of a task (Task.result).
