@@ -1,5 +1,9 @@
 #include "reporter/results_json_reader.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -7,6 +11,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/errno.h"
+#include "base/fd.h"
 #include "base/status_macros.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -214,6 +220,21 @@ absl::StatusOr<JobReport> ParseResultsJson(absl::string_view json,
   }
   TASKFORK_RETURN_IF_ERROR(reader.status());
   return out;
+}
+
+absl::StatusOr<JobReport> ReadResultsJson(const std::string& path) {
+  OwnedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open", path);
+  std::string text;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n =
+        RetryOnEintr([&] { return ::read(fd.get(), buf, sizeof(buf)); });
+    if (n < 0) return ErrnoError(errno, "read", path);
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return ParseResultsJson(text, path);
 }
 
 }  // namespace taskfork::reporter

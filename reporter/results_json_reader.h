@@ -7,6 +7,8 @@
 #ifndef TASKFORK_REPORTER_RESULTS_JSON_READER_H_
 #define TASKFORK_REPORTER_RESULTS_JSON_READER_H_
 
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "reporter/report.pb.h"
@@ -19,6 +21,10 @@ namespace taskfork::reporter {
 // version 2 report, a time that is not RFC 3339).
 absl::StatusOr<JobReport> ParseResultsJson(absl::string_view json,
                                            absl::string_view what);
+
+// Reads and parses the file `path`. Errors: those of open/read naming the
+// path and errno (kNotFound for a missing file), and ParseResultsJson's.
+absl::StatusOr<JobReport> ReadResultsJson(const std::string& path);
 
 }  // namespace taskfork::reporter
 

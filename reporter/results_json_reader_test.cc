@@ -1,5 +1,9 @@
 #include "reporter/results_json_reader.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -54,6 +58,23 @@ TEST(ParseResultsJsonTest, RejectsWhatIsNotAResultsJson) {
           "{\"version\": \"2\", \"report\": {\"starttime\": \"yesterday\"}}", "x"),
       StatusIs(absl::StatusCode::kInvalidArgument,
                HasSubstr("starttime \"yesterday\" is not an RFC 3339 time")));
+}
+
+TEST(ReadResultsJsonTest, ReadsAFileAndNamesOneItCannot) {
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  const std::string path = dir + "/results.json";
+  ReportBuilder b({.job_name = "j"});
+  std::ofstream(path) << ResultsJson(b.Build(absl::Now()));
+  auto read = ReadResultsJson(path);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_EQ(read->name(), "j");
+  EXPECT_THAT(ReadResultsJson(dir + "/none.json"),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("open " + dir + "/none.json")));
+  std::ofstream(dir + "/bad.json") << "{";
+  EXPECT_THAT(ReadResultsJson(dir + "/bad.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(dir + "/bad.json: not JSON")));
 }
 
 }  // namespace

@@ -2,9 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -16,7 +14,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/errno.h"
-#include "base/fd.h"
 #include "base/status_macros.h"
 #include "reporter/html_report.h"
 #include "reporter/results_json_reader.h"
@@ -25,19 +22,6 @@ namespace taskfork::report_html {
 namespace {
 
 using ::taskfork::reporter::JobReport;
-
-absl::StatusOr<std::string> ReadFileText(const std::string& path) {
-  OwnedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError(errno, "open", path);
-  std::string out;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t n = RetryOnEintr([&] { return ::read(fd.get(), buf, sizeof(buf)); });
-    if (n < 0) return ErrnoError(errno, "read", path);
-    if (n == 0) return out;
-    out.append(buf, n);
-  }
-}
 
 struct ArchiveRun {
   std::string results_json;
@@ -104,23 +88,24 @@ absl::StatusOr<ArchiveRun> ReadArchive(const std::string& path) {
 
 absl::StatusOr<std::string> RegenerateReportHtml(const std::string& input,
                                                  const std::string& output) {
-  std::string json_text, json_name, out = output;
+  std::string out = output;
   std::vector<std::string> logs;
+  JobReport report;
   if (absl::EndsWith(input, ".tar.gz")) {
     TASKFORK_ASSIGN_OR_RETURN(ArchiveRun run, ReadArchive(input));
-    json_text = std::move(run.results_json);
+    TASKFORK_ASSIGN_OR_RETURN(
+        report, reporter::ParseResultsJson(
+                    run.results_json, absl::StrCat(input, ": results.json")));
     logs = std::move(run.log_files);
-    json_name = absl::StrCat(input, ": results.json");
     if (out.empty()) {
       out = absl::StrCat(input.substr(0, input.size() - 7), ".report.html");
     }
   } else {
-    json_name = absl::StrCat(input, "/results.json");
-    TASKFORK_ASSIGN_OR_RETURN(json_text, ReadFileText(json_name));
+    TASKFORK_ASSIGN_OR_RETURN(
+        report, reporter::ReadResultsJson(absl::StrCat(input, "/results.json")));
     TASKFORK_ASSIGN_OR_RETURN(logs, reporter::ListLogFiles(input));
     if (out.empty()) out = absl::StrCat(input, "/report.html");
   }
-  TASKFORK_ASSIGN_OR_RETURN(JobReport report, reporter::ParseResultsJson(json_text, json_name));
   TASKFORK_RETURN_IF_ERROR(WriteFileAtomically(
       out, reporter::HtmlReport(report, {.log_files = std::move(logs)})));
   return out;
