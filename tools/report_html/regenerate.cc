@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/errno.h"
+#include "base/fd.h"
 #include "base/status_macros.h"
 #include "reporter/html_report.h"
 #include "reporter/results_json_reader.h"
