@@ -139,6 +139,7 @@ void Writer::SectionJson(const Section& s) {
     Raw("l", absl::StrCat(s.xref().line()));
   }
   if (s.pid() != 0) Raw("p", absl::StrCat(s.pid()));
+  if (s.flaky()) Raw("k", "1");
   if (!s.sections().empty()) {
     Key("c");
     out_.push_back('[');
@@ -183,6 +184,8 @@ void Writer::TaskJson(const TaskReport& t, int slot) {
   Raw("runtime", absl::StrFormat("%.6f", t.runtime()));
   Str("result", Name(t.result().value()));
   if (!t.result().reason().empty()) Str("reason", t.result().reason());
+  if (t.flaky()) Raw("flaky", "1");
+  if (t.attempts() > 1) Raw("attempts", absl::StrCat(t.attempts()));
   Raw("slot", absl::StrCat(slot));
   Key("summary");
   SummaryJson(t.summary());
@@ -305,6 +308,7 @@ dt{font-weight:bold}dd{margin:0;white-space:pre-wrap}
 table#counts{border-collapse:collapse;margin-bottom:12px}
 #counts td,#counts th{border:1px solid #ccc;padding:2px 8px;text-align:right}
 .badge{display:inline-block;padding:0 6px;border-radius:3px;color:#fff;font-size:12px}
+.badge.flaky{background:#b8860b;margin-left:4px}
 .r-passed{background:#2e7d32}.r-passx{background:#66bb6a}.r-failed{background:#d32f2f}
 .r-errored{background:#f57c00}.r-aborted{background:#6a1b9a}.r-blocked{background:#8d6e63}
 .r-skipped{background:#9e9e9e}.r-none{background:#bdbdbd}
@@ -384,6 +388,7 @@ constexpr absl::string_view kScript = R"js(
   function sectionRow(s, parent) {
     var row = el(s.c ? 'summary' : 'div', s.c ? '' : 'leaf');
     row.appendChild(badge(s.r));
+    if (s.k) row.appendChild(el('span', 'badge flaky', 'flaky'));
     row.appendChild(el('span', 'meta', s.t || ''));
     row.appendChild(document.createTextNode(' ' + s.n));
     row.appendChild(el('span', 'meta', secs(s.d) + (s.f ? '  ' + s.f + ':' + s.l : '') +
@@ -453,7 +458,9 @@ constexpr absl::string_view kScript = R"js(
       d.setAttribute('data-result', t.result);
       var s = el('summary');
       s.appendChild(badge(t.result));
+      if (t.flaky) s.appendChild(el('span', 'badge flaky', 'flaky'));
       s.appendChild(document.createTextNode(' ' + t.id));
+      if (t.attempts) s.appendChild(el('span', 'meta', t.attempts + ' attempts'));
       if (t.name && t.name !== t.id) s.appendChild(el('span', 'meta', t.name));
       var c = t.summary;
       s.appendChild(el('span', 'meta', secs(t.runtime) + '  sections ' + c[7] +

@@ -176,6 +176,35 @@ TEST(HtmlReportTest, HoldsHeaderCountsAndEachTaskWithItsLogs) {
   EXPECT_THAT(html, HasSubstr("\"logs\":[\"TaskLog.t10\"]"));
 }
 
+TEST(HtmlReportTest, MarksFlakyTasksAndTestsAndListsAttemptLogs) {
+  ReportBuilderOptions options;
+  options.job_name = "nightly";
+  options.start_time = kT0;
+  ReportBuilder b(options);
+  SectionStart start;
+  start.set_id(1);
+  start.set_name("a");
+  SectionStop stop;
+  stop.set_id(1);
+  *stop.mutable_result() = MakeResultInfo(Result::kFailed, "boom");
+  ASSERT_TRUE(b.StartSection("t1", 7, start).ok());
+  ASSERT_TRUE(b.StopSection("t1", 7, stop).ok());
+  ASSERT_TRUE(b.BeginAttempt("t1", "").ok());
+  *stop.mutable_result() = MakeResultInfo(Result::kPassed);
+  ASSERT_TRUE(b.StartSection("t1", 8, start).ok());
+  ASSERT_TRUE(b.StopSection("t1", 8, stop).ok());
+  const std::string html =
+      HtmlReport(b.Build(kT0 + absl::Seconds(4)),
+                 {.log_files = {"TaskLog.t1", "TaskLog.t1:attempt-2"}});
+  EXPECT_THAT(html, HasSubstr("\"result\":\"passed\",\"reason\":\"flaky: "
+                              "passed on attempt 2 of 2 (attempt 1 failed: a: "
+                              "boom)\""));
+  EXPECT_THAT(html, HasSubstr("\"flaky\":1,\"attempts\":2,"));
+  EXPECT_THAT(html, HasSubstr("\"p\":8,\"k\":1"));
+  EXPECT_THAT(html, HasSubstr("\"logs\":[\"TaskLog.t1\",\"TaskLog.t1:attempt-2\"]"));
+  EXPECT_THAT(html, HasSubstr("'badge flaky'"));
+}
+
 TEST(HtmlReportTest, ChildProcessesGetTheSpanOfTheirSections) {
   const std::string html = HtmlReport(HostileReport());
   EXPECT_THAT(html, HasSubstr("\"pids\":[100,101],\"children\":[[101,2000.000,3000.000]]"));

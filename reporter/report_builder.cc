@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -38,6 +40,140 @@ double Seconds(absl::Time start, absl::Time stop) {
     return 0;
   }
   return absl::ToDoubleSeconds(stop - start);
+}
+
+
+bool Passing(const ResultInfo& result) {
+  return result.value() == RESULT_PASSED || result.value() == RESULT_PASSX;
+}
+
+// A child (top-level section) worse than `*result` lends its result and
+// reason ("<child name>: <reason>").
+void RaiseByChild(const Section& child, ResultInfo* result) {
+  if (child.result().value() <= result->value()) return;
+  *result = child.result();
+  if (!result->reason().empty()) {
+    result->set_reason(absl::StrCat(child.name(), ": ", result->reason()));
+  }
+}
+
+std::string ResultWord(const ResultInfo& result) {
+  const auto r = ResultFromCode(result.value());
+  return r ? std::string(ResultName(*r)) : "no result";
+}
+
+// "passed on attempt 3 of 3 (attempt 1 Failed: x; attempt 2 Errored: y)"
+std::string FlakyReason(
+    uint32_t passed_on, uint32_t of,
+    const google::protobuf::RepeatedPtrField<Attempt>& earlier) {
+  std::string reason = absl::StrCat("flaky: passed on attempt ", passed_on,
+                                    " of ", of, " (");
+  bool first = true;
+  for (const Attempt& a : earlier) {
+    if (Passing(a.result())) continue;
+    absl::StrAppend(&reason, first ? "" : "; ", "attempt ", a.number(), " ",
+                    ResultWord(a.result()),
+                    a.result().reason().empty() ? "" : ": ",
+                    a.result().reason());
+    first = false;
+  }
+  reason.push_back(')');
+  return reason;
+}
+
+// Marks `*result` flaky (and says why in its reason, if it has none) when
+// it passes after a worse earlier attempt.
+bool MarkFlaky(uint32_t passed_on, uint32_t of,
+               const google::protobuf::RepeatedPtrField<Attempt>& earlier,
+               ResultInfo* result) {
+  if (!Passing(*result)) return false;
+  const bool failed_before =
+      std::any_of(earlier.begin(), earlier.end(),
+                  [](const Attempt& a) { return !Passing(a.result()); });
+  if (failed_before && result->reason().empty()) {
+    result->set_reason(FlakyReason(passed_on, of, earlier));
+  }
+  return failed_before;
+}
+
+// Folds the earlier attempts of a task into `*last` (its last attempt, as
+// BuildAttempt made it): the task's history and flakiness, and its
+// top-level sections matched by (name, occurrence), the latest run of each
+// kept with the earlier runs as its history.
+void MergeAttempts(std::vector<TaskReport>& earlier, TaskReport* last) {
+  const uint32_t count = static_cast<uint32_t>(earlier.size() + 1);
+  std::vector<Section> merged;
+  std::vector<uint32_t> ran_in;  // attempt number of merged[i]
+  std::map<std::pair<std::string, int>, size_t> slot;
+  auto fold = [&](TaskReport& attempt, uint32_t number) {
+    std::map<std::string, int> seen;
+    for (Section& s : *attempt.mutable_sections()) {
+      const int k = seen[s.name()]++;
+      const auto [it, inserted] = slot.try_emplace({s.name(), k}, merged.size());
+      if (inserted) {
+        merged.push_back(std::move(s));
+        ran_in.push_back(number);
+        continue;
+      }
+      Section& old = merged[it->second];
+      google::protobuf::RepeatedPtrField<Attempt> history;
+      history.Swap(old.mutable_previous_attempts());
+      Attempt* run = history.Add();
+      run->set_number(ran_in[it->second]);
+      *run->mutable_result() = old.result();
+      *run->mutable_starttime() = old.starttime();
+      *run->mutable_stoptime() = old.stoptime();
+      const uint32_t runs = std::max<uint32_t>(old.attempts(), 1) + 1;
+      old = std::move(s);
+      old.set_attempts(runs);
+      *old.mutable_previous_attempts() = std::move(history);
+      old.set_flaky(MarkFlaky(number, count, old.previous_attempts(),
+                              old.mutable_result()));
+      ran_in[it->second] = number;
+    }
+  };
+  for (size_t k = 0; k < earlier.size(); ++k) {
+    fold(earlier[k], static_cast<uint32_t>(k + 1));
+  }
+  ResultInfo result = last->result();
+  fold(*last, count);
+
+  last->clear_sections();
+  Summary* summary = last->mutable_summary();
+  summary->Clear();
+  for (size_t i = 0; i < merged.size(); ++i) {
+    CountResult(merged[i].result(), summary);
+    if (merged[i].flaky()) summary->set_flaky(summary->flaky() + 1);
+    // Tests this attempt did not run again keep their earlier result.
+    if (ran_in[i] != count) RaiseByChild(merged[i], &result);
+    *last->add_sections() = std::move(merged[i]);
+  }
+  FinishSummary(summary);
+
+  google::protobuf::RepeatedField<int64_t> pids;
+  for (const TaskReport& attempt : earlier) {
+    Attempt* a = last->add_previous_attempts();
+    a->set_number(static_cast<uint32_t>(last->previous_attempts_size()));
+    *a->mutable_result() = attempt.result();
+    a->set_logfile(attempt.logfile());
+    *a->mutable_starttime() = attempt.starttime();
+    *a->mutable_stoptime() = attempt.stoptime();
+    pids.Add(attempt.pids().begin(), attempt.pids().end());
+  }
+  pids.Add(last->pids().begin(), last->pids().end());
+  last->mutable_pids()->Swap(&pids);
+  if (earlier.front().has_starttime()) {
+    *last->mutable_starttime() = earlier.front().starttime();
+    if (last->has_stoptime()) {
+      last->set_runtime(
+          Seconds(FromProtoTime(last->starttime()),
+                  FromProtoTime(last->stoptime())));
+    }
+  }
+  last->set_attempts(count);
+  last->set_flaky(
+      MarkFlaky(count, count, last->previous_attempts(), &result));
+  *last->mutable_result() = std::move(result);
 }
 
 }  // namespace
@@ -312,6 +448,23 @@ int ReportBuilder::OpenSectionCount(absl::string_view task_id,
              : static_cast<int>(open_it->second.size());
 }
 
+absl::Status ReportBuilder::BeginAttempt(absl::string_view task_id,
+                                         absl::string_view logfile) {
+  if (task_id.empty()) {
+    return absl::InvalidArgumentError("BeginAttempt: empty task id");
+  }
+  TaskNode& task = GetOrAddTask(task_id);
+  // Moving keeps the sections' addresses (deque, maps of pointers).
+  auto done = std::make_unique<TaskNode>(std::move(task));
+  TaskNode next;
+  next.info = done->info;
+  if (!logfile.empty()) next.info.set_logfile(std::string(logfile));
+  next.previous = std::move(done->previous);
+  next.previous.push_back(std::move(done));
+  task = std::move(next);
+  return absl::OkStatus();
+}
+
 void ReportBuilder::BuildSection(const TaskNode& task, const SectionNode& node,
                                  absl::string_view task_id, absl::Time now,
                                  Section* out) const {
@@ -359,6 +512,46 @@ void ReportBuilder::BuildSection(const TaskNode& task, const SectionNode& node,
   *out->mutable_result() = std::move(result);
 }
 
+void ReportBuilder::BuildAttempt(const TaskNode& task,
+                                 absl::string_view id_base, absl::Time now,
+                                 TaskReport* out) const {
+  const absl::Time start = task.started ? FromProtoTime(task.start.time())
+                                        : task.first_time;
+  const absl::Time stop = task.stopped ? FromProtoTime(task.stop.time())
+                                       : task.last_time;
+  if (start != absl::InfiniteFuture()) {
+    *out->mutable_starttime() = ToProtoTime(start);
+  }
+  if (stop != absl::InfinitePast()) *out->mutable_stoptime() = ToProtoTime(stop);
+  out->set_runtime(Seconds(start, stop));
+  for (int64_t pid : task.pids) out->add_pids(pid);
+
+  ResultInfo result;
+  if (task.stopped) RollUpInto(&result, task.stop.result());
+  if (task.has_recorded) RollUpInto(&result, task.recorded);
+  Summary* summary = out->mutable_summary();
+  for (uint64_t id : task.top_level) {
+    Section* section = out->add_sections();
+    BuildSection(task, *task.sections.find(id)->second, id_base, now, section);
+    CountResult(section->result(), summary);
+    RaiseByChild(*section, &result);
+  }
+  if (result.value() == RESULT_UNSPECIFIED) {
+    const bool never_ran = !task.started && task.sections.empty();
+    result = never_ran
+                 ? MakeResultInfo(Result::kBlocked,
+                                  absl::StrCat("task ", task.info.id(),
+                                               " never ran"))
+                 : MakeResultInfo(
+                       Result::kAborted,
+                       absl::StrCat("task ", task.info.id(),
+                                    " had not stopped when the report was "
+                                    "built"));
+  }
+  FinishSummary(summary);
+  *out->mutable_result() = std::move(result);
+}
+
 JobReport ReportBuilder::Build(absl::Time now) const {
   JobReport job;
   job.set_type("TestSuite");
@@ -383,47 +576,23 @@ JobReport ReportBuilder::Build(absl::Time now) const {
     out->set_name(task.info.name().empty() ? task.info.id() : task.info.name());
     out->set_description(task.info.description());
     out->set_logfile(task.info.logfile());
-    const absl::Time start = task.started ? FromProtoTime(task.start.time())
-                                          : task.first_time;
-    const absl::Time stop = task.stopped ? FromProtoTime(task.stop.time())
-                                         : task.last_time;
-    if (start != absl::InfiniteFuture()) {
-      *out->mutable_starttime() = ToProtoTime(start);
-    }
-    if (stop != absl::InfinitePast()) *out->mutable_stoptime() = ToProtoTime(stop);
-    out->set_runtime(Seconds(start, stop));
-    for (int64_t pid : task.pids) out->add_pids(pid);
-
-    ResultInfo result;
-    if (task.stopped) RollUpInto(&result, task.stop.result());
-    if (task.has_recorded) RollUpInto(&result, task.recorded);
-    Summary* summary = out->mutable_summary();
-    for (uint64_t id : task.top_level) {
-      Section* section = out->add_sections();
-      BuildSection(task, *task.sections.find(id)->second, task.info.id(), now,
-                   section);
-      CountResult(section->result(), summary);
-      if (section->result().value() > result.value()) {
-        result = section->result();
-        if (!result.reason().empty()) {
-          result.set_reason(absl::StrCat(section->name(), ": ", result.reason()));
-        }
+    if (task.previous.empty()) {
+      BuildAttempt(task, task.info.id(), now, out);
+    } else {
+      std::vector<TaskReport> attempts(task.previous.size());
+      for (size_t k = 0; k < task.previous.size(); ++k) {
+        BuildAttempt(*task.previous[k],
+                     absl::StrCat(task.info.id(), ".attempt", k + 1), now,
+                     &attempts[k]);
+        attempts[k].set_logfile(task.previous[k]->info.logfile());
       }
+      BuildAttempt(task, task.info.id(), now, out);
+      MergeAttempts(attempts, out);
     }
-    if (result.value() == RESULT_UNSPECIFIED) {
-      const bool never_ran = !task.started && task.sections.empty();
-      result = never_ran
-                   ? MakeResultInfo(Result::kBlocked,
-                                    absl::StrCat("task ", task.info.id(),
-                                                 " never ran"))
-                   : MakeResultInfo(
-                         Result::kAborted,
-                         absl::StrCat("task ", task.info.id(),
-                                      " had not stopped when the report was "
-                                      "built"));
-    }
-    FinishSummary(summary);
-    *out->mutable_result() = result;
+    const ResultInfo& result = out->result();
+    const Summary* summary = &out->summary();
+    if (out->flaky()) task_summary->set_flaky(task_summary->flaky() + 1);
+    job_summary->set_flaky(job_summary->flaky() + summary->flaky());
 
     CountResult(result, task_summary);
     job_summary->set_passed(job_summary->passed() + summary->passed());

@@ -18,6 +18,12 @@
 //   if nothing was reported for it, else Aborted ("task <id> had not stopped
 //   when the report was built").
 // - job: roll-up of its tasks (Skipped when there are none).
+// - retries (BeginAttempt): the task's result is its last attempt's; a
+//   top-level section is matched across attempts by name (the k-th of that
+//   name) and the last attempt that ran it has its result, so the tests a
+//   retry did not run again keep their earlier result. A task or section
+//   that passed after a worse attempt is `flaky`; the earlier attempts are
+//   listed in `previous_attempts`.
 // Summaries: a section's counts its direct children, a task's its top-level
 // sections, the job's `summary` is the sum of its tasks' (pyATS's "overall
 // stats"), the job's `task_summary` counts tasks.
@@ -106,6 +112,13 @@ class ReportBuilder {
   int CloseOpenSections(absl::string_view task_id, int64_t pid,
                         const ResultInfo& result, absl::Time when);
 
+  // The task runs again: what was reported for it so far becomes its
+  // previous attempt, and events from now on build the new one (its TaskLog
+  // `logfile`; empty: the same). An unknown task id is created.
+  // kInvalidArgument for an empty task id.
+  absl::Status BeginAttempt(absl::string_view task_id,
+                            absl::string_view logfile);
+
   // Number of sections not stopped yet of process `pid` of task `task_id`.
   int OpenSectionCount(absl::string_view task_id, int64_t pid) const;
 
@@ -136,6 +149,8 @@ class ReportBuilder {
     // Open section ids per pid, in start order.
     absl::flat_hash_map<int64_t, std::vector<uint64_t>> open;
     std::vector<int64_t> pids;
+    // Earlier attempts (BeginAttempt), first one first; theirs is empty.
+    std::vector<std::unique_ptr<TaskNode>> previous;
   };
 
   TaskNode& GetOrAddTask(absl::string_view task_id);
@@ -143,6 +158,10 @@ class ReportBuilder {
   void BuildSection(const TaskNode& task, const SectionNode& node,
                     absl::string_view task_id, absl::Time now,
                     Section* out) const;
+  // One attempt of a task: times, pids, sections, summary and result.
+  // Section ids are "<id_base>.<section id>".
+  void BuildAttempt(const TaskNode& task, absl::string_view id_base,
+                    absl::Time now, TaskReport* out) const;
 
   ReportBuilderOptions options_;
   std::vector<std::unique_ptr<TaskNode>> tasks_;  // in first-seen order

@@ -215,4 +215,127 @@ TEST(ReportBuilderTest, ProtoTimeRoundTrips) {
 }
 
 }  // namespace
+// A GoogleTest-like task: tests a, b, c; `failing` fail.
+void RunAttempt(ReportBuilder& b, int64_t pid, absl::Time t,
+                const std::vector<std::pair<std::string, bool>>& tests,
+                std::optional<Result> task_result) {
+  TaskStart start;
+  *start.mutable_time() = ToProtoTime(t);
+  ASSERT_THAT(b.StartTask("t1", pid, start), IsOk());
+  uint64_t id = 1;
+  for (const auto& [name, passed] : tests) {
+    ASSERT_THAT(b.StartSection("t1", pid, MakeStart(id, 0, name, t)), IsOk());
+    ASSERT_THAT(b.StopSection("t1", pid,
+                              MakeStop(id, passed ? Result::kPassed
+                                                  : Result::kFailed,
+                                       passed ? "" : name + " broke",
+                                       t + absl::Seconds(1))),
+                IsOk());
+    ++id;
+  }
+  if (task_result) {
+    b.RecordTaskResult("t1", MakeResultInfo(*task_result));
+  }
+  TaskStop stop;
+  *stop.mutable_time() = ToProtoTime(t + absl::Seconds(2));
+  ASSERT_THAT(b.StopTask("t1", pid, stop), IsOk());
+}
+
+TEST(ReportBuilderTest, ARetryKeepsTestsItDidNotRunAndMarksTheFlakyOnes) {
+  ReportBuilder b = NewBuilder();
+  TaskInfo info;
+  info.set_id("t1");
+  info.set_logfile("/r/TaskLog.t1");
+  ASSERT_THAT(b.RegisterTask(info), IsOk());
+  RunAttempt(b, 10, kT0, {{"a", true}, {"b", false}, {"c", false}},
+             Result::kFailed);
+  ASSERT_THAT(b.BeginAttempt("t1", "/r/TaskLog.t1.attempt-2"), IsOk());
+  // The retry runs only the failed tests: b passes now, c fails again.
+  RunAttempt(b, 11, kT0 + absl::Seconds(10), {{"b", true}, {"c", false}},
+             Result::kFailed);
+
+  const JobReport r = b.Build(kT0 + absl::Seconds(20));
+  ASSERT_EQ(r.tasks_size(), 1);
+  const TaskReport& t = r.tasks(0);
+  EXPECT_EQ(t.attempts(), 2u);
+  EXPECT_FALSE(t.flaky());
+  EXPECT_EQ(t.result().value(), RESULT_FAILED);
+  EXPECT_EQ(t.logfile(), "/r/TaskLog.t1.attempt-2");
+  ASSERT_EQ(t.previous_attempts_size(), 1);
+  EXPECT_EQ(t.previous_attempts(0).number(), 1u);
+  EXPECT_EQ(t.previous_attempts(0).logfile(), "/r/TaskLog.t1");
+  EXPECT_EQ(t.previous_attempts(0).result().value(), RESULT_FAILED);
+  EXPECT_THAT(t.pids(), ::testing::ElementsAre(10, 11));
+  EXPECT_DOUBLE_EQ(t.runtime(), 12.0);  // first start to last stop
+
+  ASSERT_EQ(t.sections_size(), 3);
+  const Section& a = t.sections(0);
+  const Section& b_ = t.sections(1);
+  const Section& c = t.sections(2);
+  EXPECT_EQ(a.name(), "a");
+  EXPECT_EQ(a.result().value(), RESULT_PASSED);
+  EXPECT_EQ(a.attempts(), 0u);  // ran once
+  EXPECT_EQ(a.id(), "t1.attempt1.1");
+  EXPECT_EQ(b_.name(), "b");
+  EXPECT_EQ(b_.result().value(), RESULT_PASSED);
+  EXPECT_TRUE(b_.flaky());
+  EXPECT_EQ(b_.attempts(), 2u);
+  EXPECT_EQ(b_.id(), "t1.1");
+  EXPECT_THAT(b_.result().reason(),
+              HasSubstr("flaky: passed on attempt 2 of 2 (attempt 1 failed: "
+                        "b broke)"));
+  ASSERT_EQ(b_.previous_attempts_size(), 1);
+  EXPECT_EQ(b_.previous_attempts(0).result().value(), RESULT_FAILED);
+  EXPECT_EQ(c.result().value(), RESULT_FAILED);
+  EXPECT_FALSE(c.flaky());
+  EXPECT_EQ(c.attempts(), 2u);
+  EXPECT_EQ(t.summary().passed(), 2u);
+  EXPECT_EQ(t.summary().failed(), 1u);
+  EXPECT_EQ(t.summary().flaky(), 1u);
+  EXPECT_EQ(r.summary().flaky(), 1u);
+  EXPECT_EQ(r.task_summary().flaky(), 0u);
+}
+
+TEST(ReportBuilderTest, ATaskPassingOnItsThirdAttemptIsFlaky) {
+  ReportBuilder b = NewBuilder();
+  RunAttempt(b, 10, kT0, {}, Result::kFailed);
+  ASSERT_THAT(b.BeginAttempt("t1", ""), IsOk());
+  RunAttempt(b, 11, kT0 + absl::Seconds(3), {}, Result::kErrored);
+  ASSERT_THAT(b.BeginAttempt("t1", ""), IsOk());
+  RunAttempt(b, 12, kT0 + absl::Seconds(6), {}, Result::kPassed);
+
+  const JobReport r = b.Build(kT0 + absl::Seconds(20));
+  const TaskReport& t = r.tasks(0);
+  EXPECT_EQ(t.result().value(), RESULT_PASSED);
+  EXPECT_TRUE(t.flaky());
+  EXPECT_EQ(t.attempts(), 3u);
+  EXPECT_EQ(t.result().reason(),
+            "flaky: passed on attempt 3 of 3 (attempt 1 failed; attempt 2 "
+            "errored)");
+  ASSERT_EQ(t.previous_attempts_size(), 2);
+  EXPECT_EQ(t.previous_attempts(1).number(), 2u);
+  EXPECT_EQ(t.previous_attempts(1).result().value(), RESULT_ERRORED);
+  EXPECT_EQ(r.task_summary().flaky(), 1u);
+  EXPECT_EQ(r.result().value(), RESULT_PASSED);
+}
+
+TEST(ReportBuilderTest, ATestTheRetryDidNotReachKeepsItsFailure) {
+  ReportBuilder b = NewBuilder();
+  RunAttempt(b, 10, kT0, {{"a", false}, {"b", false}}, Result::kFailed);
+  ASSERT_THAT(b.BeginAttempt("t1", ""), IsOk());
+  // The retry passed a and crashed before b (no section for b).
+  RunAttempt(b, 11, kT0 + absl::Seconds(3), {{"a", true}}, std::nullopt);
+  const TaskReport t = b.Build(kT0 + absl::Seconds(20)).tasks(0);
+  EXPECT_EQ(t.result().value(), RESULT_FAILED);
+  EXPECT_EQ(t.result().reason(), "b: b broke");
+  EXPECT_FALSE(t.flaky());
+  EXPECT_TRUE(t.sections(0).flaky());
+}
+
+TEST(ReportBuilderTest, BeginAttemptNeedsATaskId) {
+  ReportBuilder b = NewBuilder();
+  EXPECT_THAT(b.BeginAttempt("", "x"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace taskfork::reporter

@@ -571,6 +571,12 @@ class ServerLoop {
           SetStatus(absl::OkStatus(), &reply);
           break;
         }
+        case ControlRequest::kBeginAttempt: {
+          const auto& r = request.begin_attempt();
+          if (!r.task_id().empty()) DrainClientsOf(r.task_id());
+          SetStatus(builder_.BeginAttempt(r.task_id(), r.logfile()), &reply);
+          break;
+        }
         case ControlRequest::kSync:
           SetStatus(absl::OkStatus(), &reply);
           break;
@@ -616,6 +622,24 @@ class ServerLoop {
     if (!short_dir_.empty()) {
       ::unlink(options_.socket_path.c_str());
       ::rmdir(short_dir_.c_str());
+    }
+  }
+
+  // Applies what the (ended) processes of task `task_id` sent before now:
+  // pending connections and every frame of its clients and of connections
+  // that did not say hello yet.
+  void DrainClientsOf(const std::string& task_id) {
+    Accept();
+    std::vector<uint64_t> keys;
+    for (const auto& [key, conn] : conns_) {
+      if (conn->kind == Conn::kNew ||
+          (conn->kind == Conn::kClient && conn->task_id == task_id)) {
+        keys.push_back(key);
+      }
+    }
+    for (uint64_t key : keys) {
+      auto it = conns_.find(key);
+      if (it != conns_.end()) OnReadable(it->second.get(), /*drain_all=*/true);
     }
   }
 
@@ -1010,6 +1034,15 @@ absl::Status ReporterServer::PostTaskEnded(absl::string_view task_id, pid_t pid,
   ended->set_pid(pid);
   *ended->mutable_result() = result;
   *ended->mutable_time() = ToProtoTime(time);
+  return impl_->Post(request);
+}
+
+absl::Status ReporterServer::PostBeginAttempt(absl::string_view task_id,
+                                              absl::string_view logfile) {
+  ControlRequest request;
+  auto* begin = request.mutable_begin_attempt();
+  begin->set_task_id(std::string(task_id));
+  begin->set_logfile(std::string(logfile));
   return impl_->Post(request);
 }
 

@@ -157,6 +157,12 @@ class ReporterServer {
   // also its stop (unless the task's client stopped the task itself).
   absl::Status PostTaskEnded(absl::string_view task_id, pid_t pid,
                              const ResultInfo& result, absl::Time time);
+  // Task `task_id` runs again (a retry): what its ended processes reported
+  // becomes its previous attempt (ReportBuilder::BeginAttempt) after the
+  // server read their connections to the end; `logfile` is the new
+  // attempt's TaskLog.
+  absl::Status PostBeginAttempt(absl::string_view task_id,
+                                absl::string_view logfile);
   // Sends every posted request now. Errors as above.
   absl::Status FlushPosted();
   // Sends them and waits until the server applied them (one round trip):

@@ -162,7 +162,29 @@ void WriteSummary(Json& j, absl::string_view key, const Summary& s) {
   j.FieldRaw("skipped", absl::StrCat(s.skipped()));
   j.FieldRaw("total", absl::StrCat(s.total()));
   j.FieldRaw("success_rate", absl::StrFormat("%.2f", s.success_rate()));
+  j.FieldRaw("flaky", absl::StrCat(s.flaky()));
   j.EndObject();
+}
+
+// Retries: only for what ran more than once.
+void WriteAttempts(
+    Json& j, uint32_t attempts, bool flaky,
+    const google::protobuf::RepeatedPtrField<Attempt>& previous) {
+  if (attempts < 2) return;
+  j.FieldRaw("attempts", absl::StrCat(attempts));
+  j.FieldRaw("flaky", flaky ? "true" : "false");
+  j.Key("previous_attempts");
+  j.BeginArray();
+  for (const Attempt& a : previous) {
+    j.BeginObject();
+    j.FieldRaw("number", absl::StrCat(a.number()));
+    WriteResult(j, a.result());
+    if (!a.logfile().empty()) j.Field("logfile", a.logfile());
+    j.FieldTime("starttime", a.starttime());
+    j.FieldTime("stoptime", a.stoptime());
+    j.EndObject();
+  }
+  j.EndArray();
 }
 
 void WriteSection(Json& j, const Section& s) {
@@ -191,6 +213,7 @@ void WriteSection(Json& j, const Section& s) {
   }
   j.FieldRaw("pid", absl::StrCat(s.pid()));
   WriteResult(j, s.result());
+  WriteAttempts(j, s.attempts(), s.flaky(), s.previous_attempts());
   WriteSummary(j, "summary", s.summary());
   j.Key("sections");
   j.BeginArray();
@@ -214,6 +237,7 @@ void WriteTask(Json& j, const TaskReport& t) {
   for (int64_t pid : t.pids()) j.Raw(absl::StrCat(pid));
   j.EndArray();
   WriteResult(j, t.result());
+  WriteAttempts(j, t.attempts(), t.flaky(), t.previous_attempts());
   WriteSummary(j, "summary", t.summary());
   j.Key("sections");
   j.BeginArray();
@@ -254,9 +278,39 @@ struct Counts {
   }
 };
 
+// Earlier attempts as Maven Surefire writes reruns (read by Jenkins and
+// GitLab): <flakyFailure>/<flakyError> when the test passed in the end,
+// <rerunFailure>/<rerunError> when it did not.
+void AppendAttempts(const ResultInfo& final_result,
+                    const google::protobuf::RepeatedPtrField<Attempt>& earlier,
+                    std::string* out) {
+  const bool passed = final_result.value() == RESULT_PASSED ||
+                      final_result.value() == RESULT_PASSX;
+  for (const Attempt& a : earlier) {
+    const ResultCode r = a.result().value();
+    if (r != RESULT_FAILED && r != RESULT_ERRORED && r != RESULT_ABORTED) {
+      continue;
+    }
+    const char* element =
+        r == RESULT_FAILED ? (passed ? "flakyFailure" : "rerunFailure")
+                           : (passed ? "flakyError" : "rerunError");
+    const std::string value(ValueName(a.result()));
+    absl::StrAppend(out, "      <", element);
+    AppendAttr("message",
+               absl::StrCat("attempt ", a.number(), ": ", value,
+                            a.result().reason().empty() ? "" : ": ",
+                            a.result().reason()),
+               out);
+    AppendAttr("type", value, out);
+    out->append("/>\n");
+  }
+}
+
 void AppendTestcase(absl::string_view classname, absl::string_view name,
                     double time, const ResultInfo& result,
-                    absl::string_view body, std::string* out) {
+                    absl::string_view body, std::string* out,
+                    const google::protobuf::RepeatedPtrField<Attempt>& earlier =
+                        google::protobuf::RepeatedPtrField<Attempt>()) {
   out->append("    <testcase");
   AppendAttr("classname", classname, out);
   AppendAttr("name", name, out);
@@ -293,6 +347,7 @@ void AppendTestcase(absl::string_view classname, absl::string_view name,
       absl::StrAppend(out, "</", element, ">\n");
     }
   }
+  AppendAttempts(result, earlier, out);
   if (!body.empty()) {
     out->append("      <system-out>");
     AppendXmlText(body, out);
@@ -351,14 +406,16 @@ std::string JunitXml(const JobReport& r) {
     for (const Section& s : t.sections()) {
       std::string body;
       AppendStepLines(s, 0, &body);
-      AppendTestcase(classname, s.name(), s.runtime(), s.result(), body, &cases);
+      AppendTestcase(classname, s.name(), s.runtime(), s.result(), body, &cases,
+                     s.previous_attempts());
       counts.Add(s.result().value());
       worst = std::max(worst, s.result().value());
     }
     if (t.sections().empty() || t.result().value() > worst) {
       // The task's own result is not visible through its sections (no
       // sections, or a crash / timeout the runner recorded): one testcase.
-      AppendTestcase(classname, t.id(), t.runtime(), t.result(), "", &cases);
+      AppendTestcase(classname, t.id(), t.runtime(), t.result(), "", &cases,
+                     t.previous_attempts());
       counts.Add(t.result().value());
     }
     absl::StrAppend(&suites, "  <testsuite");

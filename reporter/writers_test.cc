@@ -195,6 +195,98 @@ TEST(JunitXmlTest, ParsesBackWithJunitStructure) {
             "errored: killed by SIGSEGV");
 }
 
+// t1 ran twice: "a" failed then passed (flaky), "b" failed both times;
+// t2 failed, then passed with no sections (a flaky task).
+JobReport RetriedReport() {
+  ReportBuilderOptions options;
+  options.job_name = "retried";
+  options.start_time = kT0;
+  ReportBuilder b(options);
+  auto test = [&](const char* task, uint64_t id, const char* name, Result r) {
+    SectionStart start;
+    start.set_id(id);
+    start.set_name(name);
+    start.set_type("Testcase");
+    CHECK(b.StartSection(task, 7, start).ok());
+    SectionStop stop;
+    stop.set_id(id);
+    *stop.mutable_result() =
+        MakeResultInfo(r, r == Result::kPassed ? "" : "boom");
+    CHECK(b.StopSection(task, 7, stop).ok());
+  };
+  test("t1", 1, "a", Result::kFailed);
+  test("t1", 2, "b", Result::kFailed);
+  CHECK(b.BeginAttempt("t1", "TaskLog.t1.attempt-2").ok());
+  test("t1", 1, "a", Result::kPassed);
+  test("t1", 2, "b", Result::kFailed);
+  b.RecordTaskResult("t2", MakeResultInfo(Result::kFailed, "exit code 1"));
+  CHECK(b.BeginAttempt("t2", "TaskLog.t2.attempt-2").ok());
+  b.RecordTaskResult("t2", MakeResultInfo(Result::kPassed));
+  return b.Build(kT0 + absl::Seconds(3));
+}
+
+TEST(ResultsJsonTest, RetriesHaveAttemptsAndFlakyMarks) {
+  const std::string json = ResultsJson(RetriedReport());
+  google::protobuf::Struct parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &parsed).ok())
+      << json;
+  const auto& report = parsed.fields().at("report").struct_value().fields();
+  EXPECT_EQ(report.at("summary").struct_value().fields().at("flaky").number_value(),
+            1);
+  EXPECT_EQ(
+      report.at("task_summary").struct_value().fields().at("flaky").number_value(),
+      1);
+  const auto& tasks = report.at("tasks").list_value().values();
+  const auto& t1 = tasks[0].struct_value().fields();
+  EXPECT_EQ(t1.at("attempts").number_value(), 2);
+  EXPECT_FALSE(t1.at("flaky").bool_value());
+  const auto& a = t1.at("sections").list_value().values()[0].struct_value().fields();
+  EXPECT_TRUE(a.at("flaky").bool_value());
+  EXPECT_EQ(a.at("attempts").number_value(), 2);
+  const auto& earlier = a.at("previous_attempts").list_value().values();
+  ASSERT_EQ(earlier.size(), 1);
+  EXPECT_EQ(earlier[0].struct_value().fields().at("number").number_value(), 1);
+  EXPECT_EQ(earlier[0]
+                .struct_value()
+                .fields()
+                .at("result")
+                .struct_value()
+                .fields()
+                .at("value")
+                .string_value(),
+            "failed");
+  const auto& t2 = tasks[1].struct_value().fields();
+  EXPECT_TRUE(t2.at("flaky").bool_value());
+  const auto& t2_earlier = t2.at("previous_attempts").list_value().values();
+  ASSERT_EQ(t2_earlier.size(), 1);
+  // Registered without a log file: none is written.
+  EXPECT_EQ(t2_earlier[0].struct_value().fields().count("logfile"), 0u);
+  // A task that ran once has no retry fields.
+  const auto& once = ResultsJson(SampleReport());
+  EXPECT_THAT(once, ::testing::Not(HasSubstr("\"attempts\"")));
+}
+
+TEST(JunitXmlTest, RetriesAreSurefireFlakyAndRerunElements) {
+  const std::string xml = JunitXml(RetriedReport());
+  auto root = ParseJunitXml(xml);  // valid against junit.xsd
+  ASSERT_THAT(root, IsOk()) << xml;
+  const auto suites = root->Children("testsuite");
+  ASSERT_EQ(suites.size(), 2u);
+  const auto cases = suites[0]->Children("testcase");
+  ASSERT_EQ(cases.size(), 2u);
+  EXPECT_TRUE(cases[0]->Children("failure").empty());
+  const auto flaky = cases[0]->Children("flakyFailure");
+  ASSERT_EQ(flaky.size(), 1u);
+  EXPECT_EQ(flaky[0]->attrs.at("message"), "attempt 1: failed: boom");
+  EXPECT_EQ(cases[1]->Children("failure").size(), 1u);
+  EXPECT_EQ(cases[1]->Children("rerunFailure").size(), 1u);
+  const auto t2 = suites[1]->Children("testcase");
+  ASSERT_EQ(t2.size(), 1u);
+  EXPECT_EQ(t2[0]->Children("flakyFailure")[0]->attrs.at("message"),
+            "attempt 1: failed: exit code 1");
+  EXPECT_EQ(root->attrs.at("failures"), "1");
+}
+
 TEST(JunitCheckerTest, RejectsMalformedXml) {
   for (const char* bad :
        {"<a>", "<a></b>", "<a x=1/>", "<a x=\"1\" x=\"2\"/>", "<a>&bogus;</a>",

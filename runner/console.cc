@@ -67,9 +67,6 @@ void Progress::Started(const std::string& id, pid_t pid, absl::Time now) {
 void Progress::Finished(const std::string& id, Result result,
                         absl::Duration runtime, const std::string& reason,
                         absl::Time now) {
-  running_.erase(std::remove_if(running_.begin(), running_.end(),
-                                [&](const auto& r) { return r.first == id; }),
-                 running_.end());
   ++done_;
   std::string line =
       absl::StrFormat("[%d/%d] %-8s %s (%s)", done_, total_, Upper(result), id,
@@ -77,6 +74,24 @@ void Progress::Finished(const std::string& id, Result result,
   if (!reason.empty() && !reporter::IsSuccess(result)) {
     absl::StrAppend(&line, ": ", reason.substr(0, 200));
   }
+  Ended(id, std::move(line), now);
+}
+
+void Progress::Retrying(const std::string& id, Result result,
+                        absl::Duration runtime, const std::string& reason,
+                        int next, int of, absl::Time now) {
+  std::string line =
+      absl::StrFormat("[%d/%d] %-8s %s (%s)", done_, total_, Upper(result), id,
+                      FormatShortDuration(runtime));
+  if (!reason.empty()) absl::StrAppend(&line, ": ", reason.substr(0, 200));
+  absl::StrAppendFormat(&line, "; retrying (attempt %d of %d)", next, of);
+  Ended(id, std::move(line), now);
+}
+
+void Progress::Ended(const std::string& id, std::string line, absl::Time now) {
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [&](const auto& r) { return r.first == id; }),
+                 running_.end());
   if (tty_) {
     Clear();
     Print(line + "\n");

@@ -31,6 +31,11 @@ class Progress {
   void Finished(const std::string& id, reporter::Result result,
                 absl::Duration runtime, const std::string& reason,
                 absl::Time now);
+  // An attempt ended and the task runs again (attempt `next` of `of`): a
+  // line like Finished's, not counted as done.
+  void Retrying(const std::string& id, reporter::Result result,
+                absl::Duration runtime, const std::string& reason, int next,
+                int of, absl::Time now);
   // Redraws the status block (terminal only; no-op otherwise).
   void Refresh(absl::Time now);
   // Removes the status block before the summary is printed.
@@ -45,6 +50,8 @@ class Progress {
   int total_;
   int done_ = 0;
   bool block_shown_ = false;
+  // Removes `id` from the running ones and prints `line`.
+  void Ended(const std::string& id, std::string line, absl::Time now);
   // id -> start time, in start order.
   std::vector<std::pair<std::string, absl::Time>> running_;
 };

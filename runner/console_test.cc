@@ -86,6 +86,22 @@ TEST(Progress, PlainOutputIsOneLinePerFinishedTask) {
             "[2/2] PASSED   b (5ms)\n");
 }
 
+TEST(Progress, ARetryIsALineThatDoesNotCountAsDone) {
+  auto pipe = OwnedFd::Pipe(O_NONBLOCK);
+  ASSERT_TRUE(pipe.ok());
+  Progress progress(pipe->write.get(), /*tty=*/false, 1);
+  const absl::Time t0 = absl::FromUnixSeconds(0);
+  progress.Started("a", 100, t0);
+  progress.Retrying("a", Result::kFailed, absl::Seconds(1), "exit code 1", 2, 3,
+                    t0);
+  progress.Started("a", 101, t0);
+  progress.Finished("a", Result::kPassed, absl::Seconds(2), "", t0);
+  pipe->write.Reset();
+  EXPECT_EQ(Drain(pipe->read.get()),
+            "[0/1] FAILED   a (1.0s): exit code 1; retrying (attempt 2 of 3)\n"
+            "[1/1] PASSED   a (2.0s)\n");
+}
+
 TEST(Progress, TerminalRedrawsAStatusLine) {
   auto pipe = OwnedFd::Pipe(O_NONBLOCK);
   ASSERT_TRUE(pipe.ok());

@@ -116,6 +116,13 @@ void JobReporter::TaskEnded(const std::string& id, pid_t pid,
              "cannot record the result of ", id);
 }
 
+void JobReporter::BeginAttempt(const std::string& id,
+                               const std::string& log_path) {
+  if (!server_.has_value()) return;
+  CheckAfter(server_->PostBeginAttempt(id, log_path),
+             "cannot begin another attempt of ", id);
+}
+
 std::vector<std::string> JobReporter::WriteReport(
     const FallbackJob& job, absl::Span<const TaskRecord> tasks,
     const std::string& dir,

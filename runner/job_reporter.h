@@ -64,6 +64,8 @@ class JobReporter {
   void TaskStarted(const std::string& id, const std::string& description,
                    const std::string& log_path, pid_t pid, absl::Time start);
   void TaskEnded(const std::string& id, pid_t pid, const TaskResult& result);
+  // The task runs again (a retry) with its TaskLog at `log_path`.
+  void BeginAttempt(const std::string& id, const std::string& log_path);
 
   // Finalizes the server and returns the report files; the fallback report
   // when the server is gone or cannot finalize. `reported` gets each task's

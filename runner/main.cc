@@ -2,7 +2,8 @@
 //
 //   tools/bazel run //runner -- runner/examples/demo.textpb
 //   runner [--runinfo_dir=DIR] [--archive_dir=DIR] [--max_parallel=N]
-//          [--task=REGEX] [--interactive] [--no_progress] JOB_SPEC
+//          [--task=REGEX] [--retries=N] [--interactive] [--no_progress]
+//          JOB_SPEC
 //
 // Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
 // spec; 3 infrastructure failure (runinfo, /dev/shm, reporter, report files,
@@ -48,6 +49,10 @@ constexpr char kUsage[] =
     "                      matches as a whole; the others are reported as\n"
     "                      skipped (an invalid REGEX or one that matches no\n"
     "                      task: exit code 2)\n"
+    "  --retries=N         run a task that failed, errored or timed out\n"
+    "                      again, right away, up to N more times; a\n"
+    "                      GoogleTest task runs only the tests that did not\n"
+    "                      pass; what passed on a retry is marked flaky\n"
     "  --interactive       one task at a time with the terminal as stdin, so\n"
     "                      a debugger or prompt works inside a task\n"
     "  --no_progress       one line per finished task even on a terminal\n"
@@ -57,12 +62,15 @@ constexpr char kUsage[] =
     "job spec, 3 infrastructure failure (runinfo, /dev/shm, reporter, report\n"
     "files, archive), 4 anything else\n";
 
+constexpr int kMaxRetries = 100;
+
 struct Arguments {
   std::string spec;
   std::string runinfo_dir;
   std::string archive_dir;
   int max_parallel = 0;
   std::optional<std::string> task_pattern;  // --task
+  int retries = 0;
   bool interactive = false;
   bool progress = true;
 };
@@ -138,6 +146,12 @@ int Main(int argc, char** argv) {
       }
     } else if (value_of("--task", &value)) {
       args.task_pattern = value;
+    } else if (value_of("--retries", &value)) {
+      if (!absl::SimpleAtoi(value, &args.retries) || args.retries < 0 ||
+          args.retries > kMaxRetries) {
+        return BadArguments(absl::StrCat("--retries wants a number from 0 to ",
+                                         kMaxRetries, ", got \"", value, "\""));
+      }
     } else if (absl::StartsWith(arg, "-")) {
       return BadArguments(absl::StrCat("unknown option ", arg));
     } else {
@@ -187,6 +201,7 @@ int Main(int argc, char** argv) {
   options.spec_file_name = args.spec.substr(args.spec.rfind('/') + 1);
   options.spec_text = job->spec_text;
   options.termination_grace = job->termination_grace;
+  options.retries = args.retries;
   options.console_fd = STDOUT_FILENO;
   // No status block redrawn under a task that talks to the terminal.
   options.console_is_tty =

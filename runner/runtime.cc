@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "glog/logging.h"
 #include "ipc/shm_check.h"
@@ -63,6 +64,7 @@ const std::optional<TaskResult>& Task::result() const {
   return sharded() ? merged_result_ : scheduled().result;
 }
 bool Task::is_alive() const { return state() == State::kRunning; }
+int Task::attempt() const { return scheduled().attempt; }
 
 absl::Status Task::Start() {
   Scheduler& scheduler = *runtime_->scheduler_;
@@ -408,13 +410,80 @@ void Runtime::OnDone(size_t index) {
                              result.exit_status.empty() ? "" : "; ",
                              result.exit_status));
   reporter_->TaskEnded(task.id(), task.pid().value_or(0), result);
+  const int attempt = task.attempt();
+  const absl::Duration runtime = result.runtime;
+  const reporter::Result value = result.result;
+  const std::string reason = result.reason;
+  const bool retrying = MaybeRetry(task);
   if (progress_.has_value()) {
-    progress_->Finished(task.id(), result.result, result.runtime, result.reason,
-                        absl::Now());
+    if (retrying) {
+      progress_->Retrying(task.id(), value, runtime, reason, attempt + 1,
+                          options_.retries + 1, absl::Now());
+    } else {
+      progress_->Finished(task.id(), value, runtime, reason, absl::Now());
+    }
   }
 }
 
-void Runtime::RunAll(int max_parallel) { scheduler_->RunAll(max_parallel); }
+namespace {
+
+// The tests of a GoogleTest task's last run that did not pass or skip, as a
+// --gtest_filter (none: all of them); when its JSON cannot be read (it
+// crashed), the tests it was to run.
+std::string FailedGTests(const RunInfo& runinfo, const TaskDefinition& task) {
+  const auto tests =
+      ReadGTestJson(runinfo.Path(absl::StrCat(task.id, ".gtest.json")));
+  if (!tests.ok()) return task.gtest_filter;  // the same tests again
+  std::vector<std::string> failed;
+  for (const GTestSection& test : *tests) {
+    if (!reporter::IsSuccess(test.result)) failed.push_back(test.name);
+  }
+  return absl::StrJoin(failed, ":");
+}
+
+}  // namespace
+
+bool Runtime::MaybeRetry(Task& task) {
+  // A sharded task is not retried: its shards' tests are one task's
+  // sections, which one shard's attempt cannot set apart.
+  if (task.sharded()) return false;
+  const Scheduler::Task& run = task.scheduled();
+  const reporter::Result result = run.result->result;
+  const bool retriable = result == reporter::Result::kFailed ||
+                         result == reporter::Result::kErrored ||
+                         (result == reporter::Result::kAborted && run.timed_out);
+  if (!in_run_all_ || !retriable || !run.started || interrupted() ||
+      run.attempt > options_.retries) {
+    return false;
+  }
+  const int next = run.attempt + 1;
+  if (task.definition_.gtest) {
+    task.definition_.gtest_filter = FailedGTests(runinfo_, task.definition_);
+  }
+  TaskLaunch launch = run.launch;
+  launch.log_path = runinfo_.Path(
+      absl::StrCat("TaskLog.", task.id(), ":attempt-", next));
+  const absl::Status retried =
+      scheduler_->Retry(task.index_, std::move(launch));
+  if (!retried.ok()) {
+    LOG(WARNING) << retried;
+    return false;
+  }
+  RunnerLogLine(__FILE__, __LINE__,
+                absl::StrCat("task ", task.id(), " runs again: attempt ", next,
+                             " of ", options_.retries + 1,
+                             task.definition_.gtest_filter.empty()
+                                 ? ""
+                                 : ", tests " + task.definition_.gtest_filter));
+  reporter_->BeginAttempt(task.id(), task.log_path());
+  return true;
+}
+
+void Runtime::RunAll(int max_parallel) {
+  in_run_all_ = true;
+  scheduler_->RunAll(max_parallel);
+  in_run_all_ = false;
+}
 
 absl::Status Runtime::SelectTasks(const std::string& pattern) {
   std::vector<std::string> ids;

@@ -73,6 +73,14 @@ struct RuntimeOptions {
   int console_fd = 1;
   // Redraw a status line (a terminal); false: one line per finished task.
   bool console_is_tty = false;
+  // RunAll runs a task that ended Failed, Errored or Aborted by its timeout
+  // again, right after it ended, up to this many more times (not after an
+  // interrupt). A GoogleTest task runs only its tests that did not pass
+  // (from its JSON; all of them when the binary wrote none). Each attempt
+  // has its own TaskLog (TaskLog.<id>:attempt-<n> from the second); the
+  // report keeps every attempt, and what passed after failing is flaky.
+  // Sharded tasks are not retried.
+  int retries = 0;
   // JobLog lines of this severity and above also go to the screen.
   std::optional<google::LogSeverity> screen_log_severity = google::GLOG_WARNING;
 };
@@ -116,6 +124,8 @@ class Task {
   const std::optional<TaskResult>& result() const;
   // Running: started and its end not handled yet.
   bool is_alive() const;
+  // Which run of the task this is: 1, or more after retries.
+  int attempt() const;
 
   // Forks the task process (sharded: every shard's at once, regardless of
   // max_parallel). kFailedPrecondition unless pending (also for a
@@ -223,6 +233,8 @@ class Runtime {
   // `index`: a scheduler entry (a task, or one shard of one).
   void OnStarted(size_t index);
   void OnDone(size_t index);
+  // Puts the task back to run again if the options allow; true if so.
+  bool MaybeRetry(Task& task);
   TaskRecord Record(const Task& task) const;
   // Ends descendants that escaped their task's process group.
   void KillEscapedProcesses();
@@ -247,6 +259,7 @@ class Runtime {
   bool infrastructure_failed_ = false;
   bool joblog_installed_ = false;
   bool finished_ = false;
+  bool in_run_all_ = false;  // retries happen in RunAll only
 };
 
 }  // namespace taskfork::runner

@@ -139,6 +139,25 @@ absl::Status Scheduler::Skip(size_t index, std::string reason) {
   return absl::OkStatus();
 }
 
+absl::Status Scheduler::Retry(size_t index, TaskLaunch launch) {
+  Task& task = tasks_[index];
+  const std::string& id = task.launch.definition->id;
+  if (task.state != TaskState::kDone || !task.started) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", id, " cannot run again: it did not run or is not done"));
+  }
+  if (interrupted()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", id, " does not run again: the job was interrupted"));
+  }
+  const int attempt = task.attempt + 1;
+  task = Task{};
+  task.launch = std::move(launch);
+  task.attempt = attempt;
+  next_ = std::min(next_, index);
+  return absl::OkStatus();
+}
+
 void Scheduler::RunAll(int max_parallel) {
   CHECK_GE(max_parallel, 1);
   for (;;) {
@@ -246,6 +265,7 @@ void Scheduler::CheckTimeouts(absl::Time now) {
     }
     task.abort_reason =
         absl::StrCat("timed out after ", absl::FormatDuration(timeout));
+    task.timed_out = true;
     LOG(WARNING) << "task " << task.launch.definition->id << " "
                  << task.abort_reason << ": SIGTERM to its process group";
     task.stopping = true;

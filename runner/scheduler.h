@@ -21,6 +21,7 @@
 //   | pending  | Skip()                             | done (Skipped) |
 //   | running  | its process ends                   | done     |
 //   | running  | Terminate() / timeout / Ctrl-C     | done (Aborted) |
+//   | done     | Retry() (it ran; no interrupt)     | pending  |
 #ifndef TASKFORK_RUNNER_SCHEDULER_H_
 #define TASKFORK_RUNNER_SCHEDULER_H_
 
@@ -96,6 +97,8 @@ class Scheduler {
     std::string abort_reason;
     bool started = false;     // the executor started it
     bool stopping = false;    // SIGTERM sent, waiting for the end
+    bool timed_out = false;   // stopped because its timeout passed
+    int attempt = 1;          // 1 + the times Retry() put it back
     std::optional<TaskResult> result;  // once done
     // How its process ended, once done (when the executor knows).
     std::optional<ExitStatus> exit;
@@ -124,6 +127,12 @@ class Scheduler {
   // Marks a pending task done without running it: Skipped with `reason`.
   // kFailedPrecondition unless pending.
   absl::Status Skip(size_t index, std::string reason);
+  // Puts a task that ran and is done back to pending, to run again with
+  // `launch` (its attempt count goes up); RunAll starts it before the
+  // tasks after it, so called from on_done it runs again right away.
+  // kFailedPrecondition unless it is done after having started, or after
+  // an interrupt.
+  absl::Status Retry(size_t index, TaskLaunch launch);
   // Runs every pending task, at most `max_parallel` (>= 1) at a time, in
   // order, until none is running and none will start.
   void RunAll(int max_parallel);

@@ -117,6 +117,56 @@ TEST_F(SchedulerTest, RunAllKeepsToMaxParallelAndTheOrder) {
   EXPECT_FALSE(scheduler_->interrupted());
 }
 
+TEST_F(SchedulerTest, ARetriedTaskRunsAgainBeforeTheNextOne) {
+  std::vector<std::string> order;
+  SchedulerHooks hooks;
+  hooks.on_started = [&](size_t index) {
+    order.push_back(scheduler_->task(index).launch.log_path);
+  };
+  hooks.on_done = [&](size_t index) {
+    const auto& task = scheduler_->task(index);
+    if (index == 0 && task.attempt < 3) {
+      TaskLaunch again = task.launch;
+      again.log_path = absl::StrCat(task.launch.log_path, "+");
+      ASSERT_THAT(scheduler_->Retry(index, std::move(again)), IsOk());
+    }
+  };
+  Make(std::move(hooks));
+  const size_t flaky =
+      Add("flaky", [](TaskContext&) { return absl::InternalError("no"); });
+  Add("next", Pass);
+  scheduler_->RunAll(1);
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  EXPECT_EQ(order, (std::vector<std::string>{
+                       dir + "/TaskLog.flaky", dir + "/TaskLog.flaky+",
+                       dir + "/TaskLog.flaky++", dir + "/TaskLog.next"}));
+  EXPECT_EQ(scheduler_->task(flaky).attempt, 3);
+  EXPECT_EQ(ResultOf(flaky).result, Result::kFailed);
+  EXPECT_FALSE(scheduler_->task(flaky).timed_out);
+}
+
+TEST_F(SchedulerTest, RetryNeedsATaskThatRanAndNoInterrupt) {
+  SchedulerHooks hooks;
+  hooks.on_started = [](size_t index) {
+    if (index == 1) ::kill(::getpid(), SIGINT);
+  };
+  Make(std::move(hooks), /*grace=*/absl::Milliseconds(100));
+  const size_t timed = Add("timed", PauseForever, absl::Milliseconds(20));
+  EXPECT_THAT(scheduler_->Retry(timed, scheduler_->task(timed).launch),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("did not run or is not done")));
+  scheduler_->RunAll(1);
+  EXPECT_TRUE(scheduler_->task(timed).timed_out);
+  EXPECT_EQ(ResultOf(timed).result, Result::kAborted);
+  const size_t interrupted = Add("interrupted", PauseForever);
+  scheduler_->RunAll(1);
+  EXPECT_EQ(ResultOf(interrupted).result, Result::kAborted);
+  EXPECT_FALSE(scheduler_->task(interrupted).timed_out);
+  EXPECT_THAT(scheduler_->Retry(timed, scheduler_->task(timed).launch),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("the job was interrupted")));
+}
+
 TEST_F(SchedulerTest, ATimeoutAbortsTheTaskAndTheOthersGoOn) {
   Make({}, /*grace=*/absl::Milliseconds(100));
   const size_t hung = Add("hung", IgnoreTermAndPause, absl::Milliseconds(50));

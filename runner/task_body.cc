@@ -81,6 +81,9 @@ TaskFunctionOutcome RunCommand(
   if (task.gtest) {
     ::unlink(json_path.c_str());
     argv.push_back(absl::StrCat("--gtest_output=json:", json_path));
+    if (!task.gtest_filter.empty()) {
+      argv.push_back(absl::StrCat("--gtest_filter=", task.gtest_filter));
+    }
   }
   SpawnOptions spawn;
   spawn.process.own_process_group = false;

@@ -52,6 +52,9 @@ struct TaskDefinition {
   // With gtest: run as this many GoogleTest shards (>= 1; 1: not sharded),
   // each a process of its own (see Runtime::AddTask).
   int shards = 1;
+  // A GoogleTest task runs only these tests (--gtest_filter=<value> after
+  // argv) when set: by --retries and --rerun_failed, "Suite.a:Suite.b".
+  std::string gtest_filter;
 };
 
 // What became of a task (Task.result).

@@ -215,6 +215,15 @@ class RunnerE2ETest : public ::testing::Test {
       if (out_fd < 0 || err_fd < 0) return 120;
       ::dup2(out_fd, 1);
       ::dup2(err_fd, 2);
+      // Bazel's test protocol is this test's, not the GoogleTest binaries'
+      // the runs start (the filter of --test_filter, the premature-exit
+      // marker, sharding, the XML path).
+      for (const char* var :
+           {"TESTBRIDGE_TEST_ONLY", "TEST_PREMATURE_EXIT_FILE",
+            "TEST_TOTAL_SHARDS", "TEST_SHARD_INDEX", "TEST_SHARD_STATUS_FILE",
+            "GTEST_TOTAL_SHARDS", "GTEST_SHARD_INDEX", "XML_OUTPUT_FILE"}) {
+        ::unsetenv(var);
+      }
       std::vector<char*> argv;
       for (std::string& arg : args) argv.push_back(arg.data());
       argv.push_back(nullptr);
@@ -391,6 +400,104 @@ TEST_F(RunnerE2ETest, EveryKindOfResult) {
                 .fields().at("value").string_value(),
             "skipped");
   EXPECT_THAT(Stdout(), HasSubstr("Success Rate: 40.00 %"));
+}
+
+TEST_F(RunnerE2ETest, RetriesRunAFailedTaskAgainAndMarkItFlaky) {
+  const std::string once = dir_ + "/once";
+  const int code = Run(absl::StrCat(R"pb(
+    task { id: "flaky" command { argv: "/bin/sh" argv: "-c" argv: "test -e )pb",
+                                    once, R"pb( && exit 0; touch )pb", once,
+                                    R"pb(; exit 1" } }
+    task { id: "broken" command { argv: "/bin/false" } }
+    task { id: "ok" command { argv: "/bin/true" } }
+  )pb"),
+                       {"--retries=2"});
+  EXPECT_EQ(code, 1);  // "broken" failed every time
+  const Struct results = Results();
+  const Struct flaky = TaskOf(results, "flaky");
+  EXPECT_EQ(ResultOf(flaky), "passed");
+  EXPECT_TRUE(flaky.fields().at("flaky").bool_value());
+  EXPECT_EQ(flaky.fields().at("attempts").number_value(), 2);
+  EXPECT_THAT(ReasonOf(flaky),
+              HasSubstr("flaky: passed on attempt 2 of 2 (attempt 1 failed: "
+                        "/bin/sh exited with code 1)"));
+  const Struct broken = TaskOf(results, "broken");
+  EXPECT_EQ(ResultOf(broken), "failed");
+  EXPECT_FALSE(broken.fields().at("flaky").bool_value());
+  EXPECT_EQ(broken.fields().at("attempts").number_value(), 3);
+  EXPECT_EQ(broken.fields().at("previous_attempts").list_value().values_size(),
+            2);
+  EXPECT_THAT(broken.fields().at("logfile").string_value(),
+              ::testing::EndsWith("/TaskLog.broken:attempt-3"));
+  for (const char* log : {"/TaskLog.broken", "/TaskLog.broken:attempt-2",
+                          "/TaskLog.broken:attempt-3"}) {
+    EXPECT_THAT(ReadFile(RunInfoDir() + log), HasSubstr("/bin/false")) << log;
+  }
+  EXPECT_EQ(TaskOf(results, "ok").fields().count("attempts"), 0u);
+  EXPECT_EQ(results.fields().at("report").struct_value().fields()
+                .at("task_summary").struct_value().fields().at("flaky")
+                .number_value(),
+            1);
+  const std::string xunit = ReadFile(RunInfoDir() + "/xunit.xml");
+  EXPECT_THAT(xunit, HasSubstr("<flakyFailure message=\"attempt 1: failed: "));
+  EXPECT_THAT(xunit, HasSubstr("<rerunFailure message=\"attempt 2: failed: "));
+  EXPECT_THAT(Stdout(),
+              HasSubstr("[0/3] FAILED   flaky"));
+  EXPECT_THAT(Stdout(), HasSubstr("retrying (attempt 2 of 3)"));
+}
+
+TEST_F(RunnerE2ETest, ARetryOfAGoogleTestTaskRunsOnlyItsFailedTests) {
+  const std::string state = dir_ + "/state";
+  ASSERT_EQ(::mkdir(state.c_str(), 0755), 0);
+  const int code = Run(absl::StrCat(R"pb(
+    task { id: "gt" command { argv: "tests/flaky_gtest" gtest: true
+                              env { key: "FLAKY_DIR" value: ")pb",
+                                    state, R"pb(" } } }
+  )pb"),
+                       {"--retries=1"});
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(ReadFile(state + "/runs"),
+            "Flaky.Passes\nFlaky.FailsOnce\nFlaky.AlsoPasses\n"
+            "Flaky.FailsOnce\n");
+  const Struct gt = TaskOf(Results(), "gt");
+  EXPECT_EQ(ResultOf(gt), "passed");
+  EXPECT_TRUE(gt.fields().at("flaky").bool_value());
+  const auto& sections = gt.fields().at("sections").list_value().values();
+  ASSERT_EQ(sections.size(), 3);
+  const auto& fails_once = sections[1].struct_value().fields();
+  EXPECT_EQ(fails_once.at("name").string_value(), "Flaky.FailsOnce");
+  EXPECT_TRUE(fails_once.at("flaky").bool_value());
+  EXPECT_EQ(sections[0].struct_value().fields().count("flaky"), 0u);
+  EXPECT_EQ(sections[2].struct_value().fields().at("result").struct_value()
+                .fields().at("value").string_value(),
+            "passed");
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.gt:attempt-2"),
+              HasSubstr("--gtest_filter=Flaky.FailsOnce"));
+}
+
+TEST_F(RunnerE2ETest, ATimedOutTaskIsRetriedAnInterruptedOneIsNot) {
+  const std::string once = dir_ + "/once";
+  // First attempt hangs past its timeout, the second passes.
+  const int code = Run(absl::StrCat(R"pb(
+    task { id: "slow_once" timeout: "1s"
+           command { argv: "/bin/sh" argv: "-c" argv: "test -e )pb",
+                                    once, R"pb( && exit 0; touch )pb", once,
+                                    R"pb(; exec sleep 1000" } }
+  )pb"),
+                       {"--retries=1"});
+  EXPECT_EQ(code, 0);
+  const Struct task = TaskOf(Results(), "slow_once");
+  EXPECT_EQ(ResultOf(task), "passed");
+  EXPECT_THAT(ReasonOf(task), HasSubstr("attempt 1 aborted: timed out after 1s"));
+}
+
+TEST_F(RunnerE2ETest, RetriesMustBeANumberInRange) {
+  for (const char* bad : {"--retries=-1", "--retries=101", "--retries=x"}) {
+    Process runner = StartRunner({bad, "x"});
+    EXPECT_EQ(Finish(runner), 2) << bad;
+    EXPECT_THAT(Stderr(), HasSubstr("--retries wants a number from 0 to 100"))
+        << bad;
+  }
 }
 
 TEST_F(RunnerE2ETest, CommandThatCannotBeExecutedIsErroredNamingTheProgram) {

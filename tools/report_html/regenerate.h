@@ -10,17 +10,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
-#include "reporter/report.pb.h"
 
 namespace taskfork::report_html {
-
-// The JobReport that reporter::ResultsJson wrote as `json` (its fields; the
-// pids of sections and tasks, times to the microsecond). `what` names the
-// input in errors. Errors: kInvalidArgument (not JSON, not a results.json
-// version 2 report, a time that is not RFC 3339).
-absl::StatusOr<reporter::JobReport> ParseResultsJson(absl::string_view json,
-                                                     absl::string_view what);
 
 // Writes report.html for the run `input`, atomically, and returns its path:
 //  - a directory: reads <input>/results.json, links the JobLog.* / TaskLog.*
