@@ -2,8 +2,8 @@
 //
 //   tools/bazel run //runner -- runner/examples/demo.textpb
 //   runner [--runinfo_dir=DIR] [--archive_dir=DIR] [--max_parallel=N]
-//          [--task=REGEX] [--retries=N] [--interactive] [--no_progress]
-//          JOB_SPEC
+//          [--task=REGEX] [--retries=N] [--rerun_failed] [--interactive]
+//          [--no_progress] JOB_SPEC
 //
 // Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
 // spec; 3 infrastructure failure (runinfo, /dev/shm, reporter, report files,
@@ -22,8 +22,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "runner/job_spec.h"
+#include "runner/rerun.h"
 #include "runner/runtime.h"
 #include "runner/task_function.h"
 #include "runner/task_selection.h"
@@ -53,6 +55,13 @@ constexpr char kUsage[] =
     "                      again, right away, up to N more times; a\n"
     "                      GoogleTest task runs only the tests that did not\n"
     "                      pass; what passed on a retry is marked flaky\n"
+    "  --rerun_failed      run only what did not succeed in the last finished\n"
+    "                      run of this job under the runinfo directory (its\n"
+    "                      failed, errored, aborted and blocked tasks; of a\n"
+    "                      GoogleTest task that only had failing tests,\n"
+    "                      those tests); the others are reported as skipped\n"
+    "                      (no such run, or an unreadable one: exit code 2;\n"
+    "                      nothing failed: exit code 0, nothing runs)\n"
     "  --interactive       one task at a time with the terminal as stdin, so\n"
     "                      a debugger or prompt works inside a task\n"
     "  --no_progress       one line per finished task even on a terminal\n"
@@ -71,6 +80,7 @@ struct Arguments {
   int max_parallel = 0;
   std::optional<std::string> task_pattern;  // --task
   int retries = 0;
+  bool rerun_failed = false;
   bool interactive = false;
   bool progress = true;
 };
@@ -131,6 +141,8 @@ int Main(int argc, char** argv) {
       return kExitAllSucceeded;
     } else if (arg == "--interactive") {
       args.interactive = true;
+    } else if (arg == "--rerun_failed") {
+      args.rerun_failed = true;
     } else if (arg == "--no_progress") {
       args.progress = false;
     } else if (value_of("--runinfo_dir", &value)) {
@@ -189,11 +201,34 @@ int Main(int argc, char** argv) {
     }
   }
 
+  const std::string runinfo_root = args.runinfo_dir.empty()
+                                       ? absl::StrCat(UserDirectory(), "/runs")
+                                       : FromUserDirectory(args.runinfo_dir);
+  std::optional<RerunPlan> rerun;
+  if (args.rerun_failed) {
+    absl::StatusOr<RerunPlan> plan = PlanRerun(runinfo_root, job->name);
+    if (!plan.ok()) {
+      std::fprintf(stderr, "runner: --rerun_failed: %s\n",
+                   std::string(plan.status().message()).c_str());
+      return kExitBadInput;
+    }
+    bool runs_something = false;
+    for (const JobTask& task : job->tasks) {
+      auto it = plan->tasks.find(task.id);
+      runs_something |= it == plan->tasks.end() || it->second.rerun;
+    }
+    if (!runs_something) {
+      std::printf("runner: --rerun_failed: every task succeeded in run %s "
+                  "(%s): nothing to run\n",
+                  plan->previous_uid.c_str(), plan->previous_dir.c_str());
+      return kExitAllSucceeded;
+    }
+    rerun = *std::move(plan);
+  }
+
   RuntimeOptions options;
   options.job_name = job->name;
-  options.runinfo_root = args.runinfo_dir.empty()
-                             ? absl::StrCat(UserDirectory(), "/runs")
-                             : FromUserDirectory(args.runinfo_dir);
+  options.runinfo_root = runinfo_root;
   if (!args.archive_dir.empty()) {
     options.archive_dir = FromUserDirectory(args.archive_dir);
   }
@@ -231,6 +266,12 @@ int Main(int argc, char** argv) {
       task.gtest = spec.gtest;
       task.shards = spec.shards;
     }
+    if (rerun.has_value()) {
+      auto it = rerun->tasks.find(task.id);
+      if (it != rerun->tasks.end() && task.gtest) {
+        task.gtest_filter = absl::StrJoin(it->second.failed_tests, ":");
+      }
+    }
     const absl::StatusOr<Task*> added = (*runtime)->AddTask(std::move(task));
     if (!added.ok()) {
       std::fprintf(stderr, "runner: %s\n",
@@ -246,6 +287,19 @@ int Main(int argc, char** argv) {
                    std::string(selected.message()).c_str());
       return kExitBadInput;
     }
+  }
+  if (rerun.has_value()) {
+    for (const auto& task : (*runtime)->tasks()) {
+      auto it = rerun->tasks.find(task->id());
+      if (it == rerun->tasks.end() || it->second.rerun ||
+          task->state() != Task::State::kPending) {
+        continue;  // new since that run, failed in it, or not --task's
+      }
+      const absl::Status skipped = task->Skip(it->second.skip_reason);
+      if (!skipped.ok()) LOG(WARNING) << skipped;
+    }
+    LOG(INFO) << "--rerun_failed: " << rerun->rerun_count
+              << " task(s) did not succeed in run " << rerun->previous_uid;
   }
   const int max_parallel = args.interactive ? 1
                            : args.max_parallel > 0 ? args.max_parallel

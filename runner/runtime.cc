@@ -82,6 +82,17 @@ absl::Status Task::Start() {
   return first_error;
 }
 
+absl::Status Task::Skip(std::string reason) {
+  if (state() != State::kPending) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", id(), " cannot be skipped: it is not pending"));
+  }
+  for (int k = 0; k < shards(); ++k) {
+    TASKFORK_RETURN_IF_ERROR(runtime_->scheduler_->Skip(index_ + k, reason));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Task::Join(absl::Duration timeout) {
   Scheduler& scheduler = *runtime_->scheduler_;
   if (!sharded()) return scheduler.Join(index_, timeout);
@@ -501,10 +512,7 @@ absl::Status Runtime::SelectTasks(const std::string& pattern) {
       absl::StrCat("not selected by --task=", pattern);
   for (size_t i = 0; i < tasks_.size(); ++i) {
     if (selected[i]) continue;
-    const Task& task = *tasks_[i];
-    for (int k = 0; k < task.shards(); ++k) {
-      TASKFORK_RETURN_IF_ERROR(scheduler_->Skip(task.index_ + k, reason));
-    }
+    TASKFORK_RETURN_IF_ERROR(tasks_[i]->Skip(reason));
   }
   return absl::OkStatus();
 }

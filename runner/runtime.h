@@ -132,6 +132,10 @@ class Task {
   // task blocked by an interrupt: check Runtime::interrupted()); fork errors
   // (see Process::Start) otherwise, and the task is then done: Errored.
   absl::Status Start();
+  // Marks a pending task done without running it: Skipped with `reason`
+  // (it stays in the report and the summary). kFailedPrecondition unless
+  // pending.
+  absl::Status Skip(std::string reason);
   // Waits up to `timeout` for the process to end and records its result.
   // kDeadlineExceeded if it is still running (it keeps running). Meanwhile
   // the job goes on as in RunAll: other tasks' ends are recorded, timeouts

@@ -491,6 +491,45 @@ TEST_F(RunnerE2ETest, ATimedOutTaskIsRetriedAnInterruptedOneIsNot) {
   EXPECT_THAT(ReasonOf(task), HasSubstr("attempt 1 aborted: timed out after 1s"));
 }
 
+TEST_F(RunnerE2ETest, RerunFailedRunsOnlyWhatFailedLastTime) {
+  const std::string state = dir_ + "/state";
+  ASSERT_EQ(::mkdir(state.c_str(), 0755), 0);
+  const std::string spec = absl::StrCat(R"pb(
+    name: "again"
+    task { id: "ok" command { argv: "/bin/true" } }
+    task { id: "gt" command { argv: "tests/flaky_gtest" gtest: true
+                              env { key: "FLAKY_DIR" value: ")pb",
+                                    state, R"pb(" } } }
+  )pb");
+  Process none = StartRunner({"--runinfo_dir=" + dir_ + "/runs",
+                              "--rerun_failed", WriteSpec(spec)});
+  EXPECT_EQ(Finish(none), 2);
+  EXPECT_THAT(Stderr(), HasSubstr("--rerun_failed: no finished run of job "
+                                  "\"again\" in " + dir_ + "/runs"));
+
+  EXPECT_EQ(Run(spec), 1);  // Flaky.FailsOnce fails the first time
+  const std::string first_uid =
+      Results().fields().at("report").struct_value().fields().at("id")
+          .string_value();
+  EXPECT_EQ(Run(spec, {"--rerun_failed"}), 0);
+  // Only the failed test of the failed task ran again.
+  EXPECT_EQ(ReadFile(state + "/runs"),
+            "Flaky.Passes\nFlaky.FailsOnce\nFlaky.AlsoPasses\n"
+            "Flaky.FailsOnce\n");
+  const Struct results = Results();
+  const Struct ok = TaskOf(results, "ok");
+  EXPECT_EQ(ResultOf(ok), "skipped");
+  EXPECT_EQ(ReasonOf(ok), "passed in run " + first_uid);
+  const Struct gt = TaskOf(results, "gt");
+  EXPECT_EQ(ResultOf(gt), "passed");
+  EXPECT_EQ(gt.fields().at("sections").list_value().values_size(), 1);
+
+  // Nothing failed in the last run: nothing runs, exit 0.
+  EXPECT_EQ(Run(spec, {"--rerun_failed"}), 0);
+  EXPECT_THAT(Stdout(), HasSubstr("--rerun_failed: every task succeeded in run"));
+  EXPECT_THAT(Stdout(), HasSubstr("nothing to run"));
+}
+
 TEST_F(RunnerE2ETest, RetriesMustBeANumberInRange) {
   for (const char* bad : {"--retries=-1", "--retries=101", "--retries=x"}) {
     Process runner = StartRunner({bad, "x"});
