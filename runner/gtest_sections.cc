@@ -15,8 +15,6 @@
 namespace taskfork::runner {
 namespace {
 
-constexpr size_t kMaxReason = 2000;
-
 absl::Duration ParseSeconds(absl::string_view text) {
   double seconds = 0;
   if (absl::ConsumeSuffix(&text, "s") && absl::SimpleAtod(text, &seconds)) {
@@ -56,8 +54,8 @@ absl::StatusOr<std::vector<GTestSection>> ParseGTestJson(
       if (test.failures_size() > 0) {
         section.result = reporter::Result::kFailed;
         section.reason = test.failures(0).failure();
-        if (section.reason.size() > kMaxReason) {
-          section.reason.resize(kMaxReason);
+        if (section.reason.size() > kMaxGTestReason) {
+          section.reason.resize(kMaxGTestReason);
           section.reason += "...";
         }
         if (test.failures_size() > 1) {

@@ -17,6 +17,9 @@
 
 namespace taskfork::runner {
 
+// The longest failure message kept in a reason (longer ones are cut, "...").
+inline constexpr size_t kMaxGTestReason = 2000;
+
 struct GTestSection {
   std::string name;  // "Suite.Test"
   reporter::Result result = reporter::Result::kPassed;

@@ -1,0 +1,92 @@
+// A GoogleTest binary for the gtest task tests: four tests in order
+// (Order.First, Order.Second, Order.Third, Order.Fourth); an argument
+// --mode=MODE says what they do:
+//   pass       all pass (the default)
+//   crash      Order.Third raises SIGSEGV
+//   abort      Order.Third calls abort()
+//   hang       Order.Third blocks forever reading a pipe nobody writes
+//   utf8       Order.Fourth fails with a non-ASCII message
+//   no_stream  all pass, but --gtest_stream_result_to is dropped before
+//              GoogleTest sees it (a binary that never connects)
+//   garbage    like pass, and Order.Second writes a malformed line into
+//              the stream socket first
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+
+namespace {
+
+std::string& Mode() {
+  static std::string* mode = new std::string("pass");
+  return *mode;
+}
+
+TEST(Order, First) { EXPECT_EQ(1 + 1, 2); }
+
+TEST(Order, Second) {
+  if (Mode() == "garbage") {
+    // The stream socket is the lowest descriptor above stdio that is a
+    // socket; write a line GoogleTest would never send.
+    for (int fd = 3; fd < 64; ++fd) {
+      char link[64];
+      const std::string path = "/proc/self/fd/" + std::to_string(fd);
+      const ssize_t n = ::readlink(path.c_str(), link, sizeof(link));
+      if (n > 0 && absl::StartsWith(std::string(link, n), "socket:")) {
+        constexpr char kGarbage[] = "event=TestEnd&passed=maybe\nnot a line\n";
+        ASSERT_EQ(::write(fd, kGarbage, sizeof(kGarbage) - 1),
+                  static_cast<ssize_t>(sizeof(kGarbage) - 1));
+        break;
+      }
+    }
+  }
+  EXPECT_EQ(std::string("a") + "b", "ab");
+}
+
+TEST(Order, Third) {
+  if (Mode() == "crash") ::raise(SIGSEGV);
+  if (Mode() == "abort") std::abort();
+  if (Mode() == "hang") {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    char byte;
+    // Blocks: this process holds the write end and never writes.
+    (void)::read(fds[0], &byte, 1);
+  }
+}
+
+TEST(Order, Fourth) {
+  if (Mode() == "utf8") {
+    ADD_FAILURE() << "Grüße: ä ö ü ß, party \xF0\x9F\x8E\x89";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--mode=", 7) == 0) {
+      Mode() = argv[i] + 7;
+      continue;
+    }
+    args.push_back(argv[i]);
+  }
+  if (Mode() == "no_stream") {
+    for (auto it = args.begin(); it != args.end();) {
+      it = std::strncmp(*it, "--gtest_stream_result_to=", 25) == 0
+               ? args.erase(it)
+               : it + 1;
+    }
+  }
+  int count = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  ::testing::InitGoogleTest(&count, args.data());
+  return RUN_ALL_TESTS();
+}
