@@ -188,7 +188,9 @@ void GTestStream::ParseLine(absl::string_view line) {
         !time.has_value()) {
       return Malformed(line, "TestEnd needs passed=0|1 and elapsed_time=Nms");
     }
-    if (running_.name.empty()) return Malformed(line, "TestEnd without TestStart");
+    if (running_.name.empty()) {
+      return Malformed(line, "TestEnd without TestStart");
+    }
     GTestSection test = std::move(running_);
     running_ = GTestSection();
     test.time = *time;

@@ -5,8 +5,9 @@
 //
 //   GTestStream stream;
 //   stream.Append(bytes_read_from_the_socket);  // any split, many times
-//   if (!stream.running().empty()) LOG(ERROR) << stream.running() << " crashed";
-//   std::vector<GTestSection> tests = stream.Sections(Result::kErrored, "...");
+//   if (!stream.running().empty()) LOG(ERROR) << stream.running();
+//   std::vector<GTestSection> tests =
+//       stream.Sections(Result::kErrored, "killed by SIGSEGV while running");
 //
 // The protocol (GoogleTest 1.12, googletest/src/gtest-internal-inl.h): one
 // line per event, fields `key=value` joined by '&', the first line

@@ -108,7 +108,8 @@ TEST(GTestStream, RunningTestKeepsItsEarlierFailure) {
   const std::vector<GTestSection> sections =
       stream.Sections(Result::kAborted, "was running");
   ASSERT_EQ(sections.size(), 1u);
-  EXPECT_EQ(sections[0].reason, "was running; it had failed before: a.cc:3\nx=1 & y%");
+  EXPECT_EQ(sections[0].reason,
+            "was running; it had failed before: a.cc:3\nx=1 & y%");
 }
 
 TEST(GTestStream, FailureCountsAndLocations) {
@@ -192,7 +193,8 @@ TEST(GTestStream, OverlongLineIsSkippedToItsEnd) {
 
 TEST(GTestStream, UnfinishedLastLineIsNotParsed) {
   GTestStream stream;
-  stream.Append("event=TestCaseStart&name=S\nevent=TestStart&name=A\nevent=TestE");
+  stream.Append(
+      "event=TestCaseStart&name=S\nevent=TestStart&name=A\nevent=TestE");
   EXPECT_EQ(stream.running(), "S.A");
   EXPECT_TRUE(stream.finished().empty());
   EXPECT_EQ(stream.malformed_lines(), 0);
