@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "glog/logging.h"
 #include "reporter/result.h"
 #include "runner/gtest_sections.h"
 #include "runner/gtest_stream.h"
@@ -42,6 +43,12 @@ bool Same(const std::vector<GTestSection>& a,
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // The malformed-line warnings would be most of the run's time.
+  static const bool quiet = [] {
+    FLAGS_minloglevel = google::GLOG_ERROR;
+    return true;
+  }();
+  (void)quiet;
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
   GTestStream whole;
   whole.Append(bytes);

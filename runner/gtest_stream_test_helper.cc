@@ -1,15 +1,18 @@
 // A GoogleTest binary for the gtest task tests: four tests in order
 // (Order.First, Order.Second, Order.Third, Order.Fourth); an argument
-// --mode=MODE[,MODE...] says what they do:
+// --mode=MODE[,MODE...] says what they do, --announce=FIFO that Order.Third
+// writes "<pid>\n" to FIFO before it hangs:
 //   pass       all pass (the default)
 //   crash      Order.Third raises SIGSEGV
 //   abort      Order.Third calls abort()
 //   hang       Order.Third blocks forever reading a pipe nobody writes
+//   ignore_term  with hang: Order.Third ignores SIGTERM first
 //   utf8       Order.Fourth fails with a non-ASCII message
 //   no_stream  all pass, but --gtest_stream_result_to is dropped before
 //              GoogleTest sees it (a binary that never connects)
 //   garbage    like pass, and Order.Second writes a malformed line into
 //              the stream socket first
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,6 +32,11 @@ namespace {
 std::vector<std::string>& Modes() {
   static auto* modes = new std::vector<std::string>{"pass"};
   return *modes;
+}
+
+std::string& Announce() {
+  static auto* path = new std::string;
+  return *path;
 }
 
 bool Mode(absl::string_view mode) {
@@ -59,7 +67,16 @@ TEST(Order, Second) {
 TEST(Order, Third) {
   if (Mode("crash")) ::raise(SIGSEGV);
   if (Mode("abort")) std::abort();
+  if (Mode("ignore_term")) ::signal(SIGTERM, SIG_IGN);
   if (Mode("hang")) {
+    if (!Announce().empty()) {
+      const int fifo = ::open(Announce().c_str(), O_WRONLY | O_CLOEXEC);
+      ASSERT_GE(fifo, 0) << Announce();
+      const std::string line = std::to_string(::getpid()) + "\n";
+      ASSERT_EQ(::write(fifo, line.data(), line.size()),
+                static_cast<ssize_t>(line.size()));
+      ::close(fifo);
+    }
     int fds[2];
     ASSERT_EQ(::pipe(fds), 0);
     char byte;
@@ -81,6 +98,10 @@ int main(int argc, char** argv) {
   for (int i = 0; i < argc; ++i) {
     if (std::strncmp(argv[i], "--mode=", 7) == 0) {
       Modes() = absl::StrSplit(argv[i] + 7, ',');
+      continue;
+    }
+    if (std::strncmp(argv[i], "--announce=", 11) == 0) {
+      Announce() = argv[i] + 11;
       continue;
     }
     args.push_back(argv[i]);

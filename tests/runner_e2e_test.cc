@@ -834,6 +834,43 @@ TEST_F(RunnerE2ETest, GTestHangingPastItsTimeoutIsAbortedNamingTheTest) {
               HasSubstr("task hang aborted: Order.Third was running"));
 }
 
+TEST_F(RunnerE2ETest, GTestInterruptedIsAbortedNamingTheRunningTest) {
+  const std::string fifo = MakeFifo("announce");
+  std::vector<std::string> args = {"--runinfo_dir=" + dir_ + "/runs"};
+  args.push_back(WriteSpec(
+      GTestTask("hang", absl::StrCat("hang\" argv: \"--announce=", fifo))));
+  Process runner = StartRunner(args);
+  ASSERT_GT(ReadAnnouncement(fifo), 0);
+  ASSERT_THAT(runner.Signal(SIGINT), IsOk());
+  EXPECT_EQ(Finish(runner), 1);
+  const Struct task = TaskOf(Results(), "hang");
+  EXPECT_EQ(ResultOf(task), "aborted");
+  EXPECT_EQ(ReasonOf(task), "aborted by SIGINT");
+  const std::vector<Struct> sections = SectionsOf(task);
+  ASSERT_EQ(sections.size(), 3u);
+  EXPECT_EQ(ResultOf(sections[1]), "passed");
+  EXPECT_EQ(ResultOf(sections[2]), "aborted");
+  EXPECT_EQ(ReasonOf(sections[2]),
+            "Order.Third was running when the task was terminated (SIGTERM)");
+}
+
+TEST_F(RunnerE2ETest, GTestBinaryIgnoringSigtermIsKilledAndStillReported) {
+  // The runner would wait an hour; the task process waits 2 s for the
+  // binary, then kills it and reports.
+  EXPECT_EQ(Run(absl::StrCat("termination_grace: \"1h\"\n",
+                             GTestTask("stubborn", "hang,ignore_term",
+                                       "timeout: \"1s\""))),
+            1);
+  const Struct task = TaskOf(Results(), "stubborn");
+  EXPECT_EQ(ResultOf(task), "aborted");
+  EXPECT_THAT(ReasonOf(task), HasSubstr("timed out after 1s"));
+  const std::vector<Struct> sections = SectionsOf(task);
+  ASSERT_EQ(sections.size(), 3u);
+  EXPECT_EQ(ResultOf(sections[2]), "aborted");
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.stubborn"),
+              HasSubstr("after SIGTERM: SIGKILL"));
+}
+
 TEST_F(RunnerE2ETest, GTestThatRanToItsEndIsReportedFromItsJson) {
   // no_stream: the binary never connects to the stream socket.
   EXPECT_EQ(Run(absl::StrCat(GTestTask("pass", "pass"),
