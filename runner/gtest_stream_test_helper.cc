@@ -12,8 +12,14 @@
 //              GoogleTest sees it (a binary that never connects)
 //   garbage    like pass, and Order.Second writes a malformed line into
 //              the stream socket first
+//   stranger   before GoogleTest connects, a child process connects to the
+//              stream port, sends a test Evil.Intruder and stays connected
+//              (blocked until the task's process group is killed)
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,6 +101,51 @@ TEST(Order, Fourth) {
   }
 }
 
+// Forks the process that connects first (mode "stranger") and waits until
+// it has connected and sent its lines.
+void StartStranger(const std::vector<char*>& args) {
+  int port = 0;
+  for (const char* arg : args) {
+    if (std::strncmp(arg, "--gtest_stream_result_to=127.0.0.1:", 35) == 0) {
+      port = std::atoi(arg + 35);
+    }
+  }
+  if (port == 0) return;
+  int hold[2];  // never written: the stranger blocks reading it
+  int ready[2];
+  if (::pipe(hold) != 0 || ::pipe(ready) != 0) std::abort();
+  const pid_t pid = ::fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    ::close(ready[0]);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address),
+                  sizeof(address)) != 0) {
+      ::_exit(1);
+    }
+    constexpr char kLines[] =
+        "gtest_streaming_protocol_version=1.0\n"
+        "event=TestCaseStart&name=Evil\n"
+        "event=TestStart&name=Intruder\n"
+        "event=TestEnd&passed=1&elapsed_time=0ms\n";
+    (void)::write(fd, kLines, sizeof(kLines) - 1);
+    (void)::write(ready[1], "x", 1);
+    char byte;
+    (void)::read(hold[0], &byte, 1);
+    ::_exit(0);
+  }
+  ::close(hold[0]);
+  ::close(hold[1]);
+  ::close(ready[1]);
+  char byte;
+  if (::read(ready[0], &byte, 1) != 1) std::abort();
+  ::close(ready[0]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -110,6 +161,7 @@ int main(int argc, char** argv) {
     }
     args.push_back(argv[i]);
   }
+  if (Mode("stranger")) StartStranger(args);
   if (Mode("no_stream")) {
     for (auto it = args.begin(); it != args.end();) {
       it = std::strncmp(*it, "--gtest_stream_result_to=", 25) == 0

@@ -1,15 +1,19 @@
 #include "runner/task_body.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -17,7 +21,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/errno.h"
@@ -62,6 +68,9 @@ void ReportGTestSections(const std::vector<GTestSection>& tests,
 // (the binary got it too) before it SIGKILLs it: well inside the runner's
 // default termination grace (5 s), so the task still reports its tests.
 constexpr absl::Duration kGTestTerminationWait = absl::Seconds(2);
+// Connections to a gtest task's stream port from other processes that are
+// kept (unread) until the binary has ended; later ones are closed.
+constexpr size_t kMaxOtherConnections = 4;
 
 // fork + exec of `argv` from the task process with the task's environment
 // plus `extra_env`; the command stays in the task's process group, so a
@@ -206,22 +215,104 @@ bool ReadStream(OwnedFd& socket, GTestStream& stream) {
   }
 }
 
-// Accepts the one connection a stream gets (the binary's, made when
-// GoogleTest starts); the listener is closed then, so any later connection
-// is refused. Without a pending connection nothing changes; an accept
-// error closes the listener (no stream then).
-void AcceptStream(OwnedFd& listener, OwnedFd& socket) {
-  const int fd = RetryOnEintr([&] {
-    return ::accept4(listener.get(), nullptr, nullptr,
-                     SOCK_CLOEXEC | SOCK_NONBLOCK);
-  });
-  if (fd >= 0) {
-    socket.Reset(fd);
-    listener.Reset();
-  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    LOG(WARNING) << "GoogleTest stream: "
-                 << ErrnoError(errno, "accept", "127.0.0.1");
-    listener.Reset();
+// The inode of the TCP socket whose local port is `local_port` and remote
+// port `remote_port` (both on 127.0.0.1), from /proc/net/tcp; 0 if none.
+uint64_t LoopbackSocketInode(int local_port, int remote_port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  while (std::getline(tcp, line)) {
+    // "sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout
+    // inode ...", addresses as hex "0100007F:D431".
+    const std::vector<absl::string_view> fields =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (fields.size() < 10) continue;
+    const std::vector<absl::string_view> local = absl::StrSplit(fields[1], ':');
+    const std::vector<absl::string_view> remote =
+        absl::StrSplit(fields[2], ':');
+    int port = 0;
+    int peer = 0;
+    uint64_t inode = 0;
+    if (local.size() == 2 && remote.size() == 2 && local[0] == "0100007F" &&
+        remote[0] == "0100007F" && absl::SimpleHexAtoi(local[1], &port) &&
+        absl::SimpleHexAtoi(remote[1], &peer) && port == local_port &&
+        peer == remote_port && absl::SimpleAtoi(fields[9], &inode)) {
+      return inode;
+    }
+  }
+  return 0;
+}
+
+// Whether `pid` has the socket `inode` open (one of its /proc/PID/fd).
+bool HasSocketOpen(pid_t pid, uint64_t inode) {
+  const std::string directory = absl::StrCat("/proc/", pid, "/fd");
+  DIR* fds = ::opendir(directory.c_str());
+  if (fds == nullptr) return false;
+  const std::string wanted = absl::StrCat("socket:[", inode, "]");
+  bool found = false;
+  while (const dirent* entry = ::readdir(fds)) {
+    char target[64];
+    const std::string path = absl::StrCat(directory, "/", entry->d_name);
+    const ssize_t n = ::readlink(path.c_str(), target, sizeof(target));
+    if (n > 0 && absl::string_view(target, n) == wanted) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(fds);
+  return found;
+}
+
+// Whether the accepted connection `socket` may be `process`'s: its end of
+// the connection is one of the process's descriptors, or it is closed
+// already (an ended process's, which cannot be asked any more). A
+// connection whose other end another process holds open is not.
+bool ConnectedBy(int socket, const Process& process) {
+  sockaddr_in ours{};
+  sockaddr_in peer{};
+  socklen_t length = sizeof(ours);
+  if (::getsockname(socket, reinterpret_cast<sockaddr*>(&ours), &length) !=
+      0) {
+    return false;
+  }
+  length = sizeof(peer);
+  if (::getpeername(socket, reinterpret_cast<sockaddr*>(&peer), &length) !=
+      0) {
+    return false;
+  }
+  // 0 also when the other end was closed (the kernel shows no inode then).
+  const uint64_t inode =
+      LoopbackSocketInode(ntohs(peer.sin_port), ntohs(ours.sin_port));
+  return inode == 0 || HasSocketOpen(process.pid(), inode);
+}
+
+// Accepts the connections pending on `listener` until one may be the
+// binary's (ConnectedBy), which becomes `socket`; the listener is closed
+// then, so any later connection is refused. Connections another process
+// holds open go to `others`, unread, to be asked again once the binary has
+// ended (an ending binary may have closed its descriptors before it counts
+// as ended). An accept error closes the listener (no stream then).
+void AcceptStream(const Process& binary, OwnedFd& listener, OwnedFd& socket,
+                  std::vector<OwnedFd>& others) {
+  while (listener.valid() && !socket.valid()) {
+    OwnedFd accepted(RetryOnEintr([&] {
+      return ::accept4(listener.get(), nullptr, nullptr,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+    }));
+    if (!accepted.valid()) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        LOG(WARNING) << "GoogleTest stream: "
+                     << ErrnoError(errno, "accept", "127.0.0.1");
+        listener.Reset();
+      }
+      return;
+    }
+    if (ConnectedBy(accepted.get(), binary)) {
+      socket = std::move(accepted);
+      listener.Reset();
+    } else if (others.size() < kMaxOtherConnections) {
+      others.push_back(std::move(accepted));
+    }
   }
 }
 
@@ -275,6 +366,7 @@ TaskFunctionOutcome RunGTestCommand(
 
   GTestStream stream;
   OwnedFd socket;
+  std::vector<OwnedFd> others;  // connections not (yet) known the binary's
   std::string terminated_by;  // the signal's name, once one arrived
   absl::Time kill_at = absl::InfiniteFuture();
   ProcessSet waiting;
@@ -289,7 +381,7 @@ TaskFunctionOutcome RunGTestCommand(
     }
     for (int fd : ready->fds) {
       if (listener.ok() && fd == listener->fd.get()) {
-        AcceptStream(listener->fd, socket);
+        AcceptStream(*process, listener->fd, socket, others);
         if (!listener->fd.valid()) waiting.RemoveFd(fd);
         if (socket.valid()) waiting.AddFd(socket.get());
       } else if (socket.valid() && fd == socket.get()) {
@@ -324,9 +416,28 @@ TaskFunctionOutcome RunGTestCommand(
   // for what the kernel still moves, not for a descendant of the binary
   // that holds the socket on.
   waiting.Remove(&*process);
-  if (!socket.valid() && listener.ok() && listener->fd.valid()) {
-    AcceptStream(listener->fd, socket);
+  if (!socket.valid() && listener.ok()) {
+    AcceptStream(*process, listener->fd, socket, others);
   }
+  // Without a connection taken (the listener still open), the binary's may
+  // have looked like another process's while the binary was ending: its end
+  // is closed now. (So is that of another process that has ended too, which
+  // cannot be told apart then.)
+  const bool took_one = !listener.ok() || !listener->fd.valid();
+  for (OwnedFd& other : others) {
+    if (!took_one && !socket.valid() && ConnectedBy(other.get(), *process)) {
+      socket = std::move(other);
+    }
+  }
+  const size_t ignored = std::count_if(
+      others.begin(), others.end(),
+      [](const OwnedFd& other) { return other.valid(); });
+  if (ignored > 0) {
+    LOG(WARNING) << "GoogleTest stream: ignored " << ignored
+                 << " connection(s) held open by another process than pid "
+                 << process->pid();
+  }
+  others.clear();
   if (socket.valid()) {
     ProcessSet drain;
     drain.AddFd(socket.get());

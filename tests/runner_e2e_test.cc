@@ -786,12 +786,17 @@ TEST_F(RunnerE2ETest, GTestCrashKeepsTheEndedTestsAndNamesTheRunningOne) {
   EXPECT_EQ(Run(absl::StrCat(GTestTask("segv", "crash"),
                              GTestTask("abrt", "abort"),
                              // Malformed lines in the stream change nothing.
-                             GTestTask("garbage", "garbage,crash"))),
+                             GTestTask("garbage", "garbage,crash"),
+                             // Nor another process's connection, made first.
+                             GTestTask("stranger", "stranger,crash"))),
             1);
   const Struct results = Results();
   for (const auto& [id, signal] :
        std::vector<std::pair<std::string, std::string>>{
-           {"segv", "SIGSEGV"}, {"abrt", "SIGABRT"}, {"garbage", "SIGSEGV"}}) {
+           {"segv", "SIGSEGV"},
+           {"abrt", "SIGABRT"},
+           {"garbage", "SIGSEGV"},
+           {"stranger", "SIGSEGV"}}) {
     SCOPED_TRACE(id);
     const Struct task = TaskOf(results, id);
     EXPECT_EQ(ResultOf(task), "errored");
@@ -799,7 +804,8 @@ TEST_F(RunnerE2ETest, GTestCrashKeepsTheEndedTestsAndNamesTheRunningOne) {
                 HasSubstr(absl::StrCat("Order.Third: killed by ", signal,
                                        " while running")));
     const std::vector<Struct> sections = SectionsOf(task);
-    ASSERT_EQ(sections.size(), 3u);
+    ASSERT_EQ(sections.size(), 3u)
+        << ReadFile(absl::StrCat(RunInfoDir(), "/TaskLog.", id));
     EXPECT_EQ(NameOf(sections[0]), "Order.First");
     EXPECT_EQ(ResultOf(sections[0]), "passed");
     EXPECT_EQ(NameOf(sections[1]), "Order.Second");
@@ -811,6 +817,9 @@ TEST_F(RunnerE2ETest, GTestCrashKeepsTheEndedTestsAndNamesTheRunningOne) {
   }
   EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.garbage"),
               HasSubstr("GoogleTest stream: ignoring a malformed line"));
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.stranger"),
+              HasSubstr("GoogleTest stream: ignored 1 connection(s) held open "
+                        "by another process"));
   EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.segv"),
               Not(HasSubstr("malformed")));
 }
