@@ -5,6 +5,7 @@
 //   pass       all pass (the default)
 //   crash      Order.Third raises SIGSEGV
 //   abort      Order.Third calls abort()
+//   exit       Order.Third calls exit(3)
 //   hang       Order.Third blocks forever reading a pipe nobody writes
 //   ignore_term  with hang: Order.Third ignores SIGTERM first
 //   utf8       Order.Fourth fails with a non-ASCII message
@@ -77,6 +78,7 @@ TEST(Order, Third) {
     ::raise(SIGSEGV);
   }
   if (Mode("abort")) std::abort();
+  if (Mode("exit")) std::exit(3);
   if (Mode("ignore_term")) ::signal(SIGTERM, SIG_IGN);
   if (Mode("hang")) {
     if (!Announce().empty()) {

@@ -785,23 +785,25 @@ std::string GTestTask(const std::string& id, const std::string& modes,
 TEST_F(RunnerE2ETest, GTestCrashKeepsTheEndedTestsAndNamesTheRunningOne) {
   EXPECT_EQ(Run(absl::StrCat(GTestTask("segv", "crash"),
                              GTestTask("abrt", "abort"),
+                             GTestTask("exit", "exit"),
                              // Malformed lines in the stream change nothing.
                              GTestTask("garbage", "garbage,crash"),
                              // Nor another process's connection, made first.
                              GTestTask("stranger", "stranger,crash"))),
             1);
   const Struct results = Results();
-  for (const auto& [id, signal] :
+  for (const auto& [id, ending] :
        std::vector<std::pair<std::string, std::string>>{
-           {"segv", "SIGSEGV"},
-           {"abrt", "SIGABRT"},
-           {"garbage", "SIGSEGV"},
-           {"stranger", "SIGSEGV"}}) {
+           {"segv", "killed by SIGSEGV"},
+           {"abrt", "killed by SIGABRT"},
+           {"exit", "exited with code 3"},
+           {"garbage", "killed by SIGSEGV"},
+           {"stranger", "killed by SIGSEGV"}}) {
     SCOPED_TRACE(id);
     const Struct task = TaskOf(results, id);
     EXPECT_EQ(ResultOf(task), "errored");
     EXPECT_THAT(ReasonOf(task),
-                HasSubstr(absl::StrCat("Order.Third: killed by ", signal,
+                HasSubstr(absl::StrCat("Order.Third: ", ending,
                                        " while running")));
     const std::vector<Struct> sections = SectionsOf(task);
     ASSERT_EQ(sections.size(), 3u)
@@ -813,7 +815,7 @@ TEST_F(RunnerE2ETest, GTestCrashKeepsTheEndedTestsAndNamesTheRunningOne) {
     EXPECT_EQ(NameOf(sections[2]), "Order.Third");
     EXPECT_EQ(ResultOf(sections[2]), "errored");
     EXPECT_THAT(ReasonOf(sections[2]),
-                HasSubstr(absl::StrCat("Order.Third: killed by ", signal)));
+                HasSubstr(absl::StrCat("Order.Third: ", ending)));
   }
   EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.garbage"),
               HasSubstr("GoogleTest stream: ignoring a malformed line"));
