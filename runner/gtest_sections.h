@@ -18,6 +18,9 @@
 
 namespace taskfork::runner {
 
+// The longest failure message kept in a reason (longer ones are cut, "...").
+inline constexpr size_t kMaxGTestReason = 2000;
+
 struct GTestSection {
   std::string name;  // "Suite.Test"
   reporter::Result result = reporter::Result::kPassed;
@@ -37,6 +40,19 @@ std::string GTestJsonPath(absl::string_view runinfo_dir,
 
 // Parses GoogleTest's JSON output. A test with failures is Failed; a skipped
 // (GTEST_SKIP) or disabled one is Skipped; any other that ran is Passed.
+// GoogleTest's JSON writes every byte >= 0x80 of a string as its own
+// "\u00XX" escape, so a JSON parser reads UTF-8 "\u00C3\u00A4" as the two
+// code points U+00C3 U+00A4 ("Ã¤") instead of "ä". Returns `json` with each
+// run of such escapes that spells a valid UTF-8 sequence replaced by those
+// bytes (raw UTF-8 is valid in a JSON string); escapes that are not part of
+// a valid sequence (Latin-1 text, a cut or overlong sequence, a surrogate)
+// stay as they are, so the result is never invalid UTF-8 where `json` was
+// not. "\\u00C3" (an escaped backslash, then "u00C3") is not an escape.
+std::string RepairGTestJsonUtf8(absl::string_view json);
+
+// Parses GoogleTest's JSON output (after RepairGTestJsonUtf8). A test with
+// failures is Failed; a skipped (GTEST_SKIP) or disabled one is Skipped; any
+// other that ran is Passed.
 // Errors: kDataLoss naming `display_path` when `json` is not GoogleTest's JSON.
 absl::StatusOr<std::vector<GTestSection>> ParseGTestJson(
     absl::string_view json, absl::string_view display_path);

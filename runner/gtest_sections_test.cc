@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "base/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -81,6 +82,61 @@ TEST(ParseGTestJson, GarbageIsDataLossNamingTheFile) {
                        HasSubstr("no \"testsuites\"")));
   EXPECT_THAT(ParseGTestJson(R"({"testsuites": 3})", "x"),
               StatusIs(absl::StatusCode::kDataLoss));
+}
+
+// "ä ö ü ß 🎉" as GoogleTest 1.12 escapes it in JSON: each UTF-8 byte alone.
+constexpr char kEscapedUtf8[] =
+    R"(\u00C3\u00A4 \u00C3\u00B6 \u00C3\u00BC \u00C3\u009F )"
+    R"(\u00F0\u009F\u008E\u0089)";
+constexpr char kUtf8[] =
+    "\xC3\xA4 \xC3\xB6 \xC3\xBC \xC3\x9F \xF0\x9F\x8E\x89";
+
+TEST(RepairGTestJsonUtf8, EscapedUtf8BytesBecomeTheBytes) {
+  EXPECT_EQ(RepairGTestJsonUtf8(absl::StrCat("\"", kEscapedUtf8, "\"")),
+            absl::StrCat("\"", kUtf8, "\""));
+  // Lower-case hex too.
+  EXPECT_EQ(RepairGTestJsonUtf8(R"(\u00c3\u00a4)"), "\xC3\xA4");
+}
+
+TEST(RepairGTestJsonUtf8, EscapedBackslashIsNotAnEscape) {
+  // \\u00C3\u00A4 is a backslash, then "u00C3", then the escape \u00A4.
+  EXPECT_EQ(RepairGTestJsonUtf8(R"(\\u00C3\u00A4)"), R"(\\u00C3\u00A4)");
+  EXPECT_EQ(RepairGTestJsonUtf8(R"(\\\u00C3\u00A4)"), "\\\\\xC3\xA4");
+  EXPECT_EQ(RepairGTestJsonUtf8(R"(\\\\u00C3\u00A4)"), R"(\\\\u00C3\u00A4)");
+}
+
+TEST(RepairGTestJsonUtf8, InvalidSequencesStayEscaped) {
+  for (const char* json : {
+           R"(caf\u00E9)",                   // Latin-1 é: a lead byte alone
+           R"(\u00C3x)",                     // cut: no continuation byte
+           R"(\u00C3)",                      // cut at the end
+           R"(\u00A4)",                      // a continuation byte alone
+           R"(\u00C0\u0080)",               // overlong NUL
+           R"(\u00E0\u0080\u0080)",        // overlong
+           R"(\u00ED\u00A0\u0080)",        // surrogate U+D800
+           R"(\u00F4\u0090\u0080\u0080)",  // above U+10FFFF
+           R"(\u00FF)",                      // never in UTF-8
+           R"(\u0001 \n \" \/ \u0041)",   // not bytes >= 0x80
+           R"(\u00)",                        // cut escape
+           "\\",                            // a lone backslash at the end
+       }) {
+    EXPECT_EQ(RepairGTestJsonUtf8(json), json);
+  }
+  // A valid sequence next to an invalid byte: only the valid one changes.
+  EXPECT_EQ(RepairGTestJsonUtf8(R"(\u00E9\u00C3\u00A4\u00A4)"),
+            "\\u00E9\xC3\xA4\\u00A4");
+}
+
+TEST(ParseGTestJson, NonAsciiFailureMessageReadsCorrectly) {
+  const std::string json = absl::StrCat(
+      R"({"name": "AllTests", "testsuites": [{"name": "S", "testsuite": [)",
+      R"({"name": "A", "status": "RUN", "failures": [{"failure": "a.cc:1\n)",
+      kEscapedUtf8, R"( caf\u00E9 \\u00C3"}]}]}]})");
+  auto sections = ParseGTestJson(json, "t.json");
+  ASSERT_THAT(sections, IsOk());
+  // Latin-1 é stays U+00E9 (UTF-8 C3 A9); the escaped backslash stays one.
+  EXPECT_EQ((*sections)[0].reason,
+            absl::StrCat("a.cc:1\n", kUtf8, " caf\xC3\xA9 \\u00C3"));
 }
 
 TEST(ReadGTestJson, MissingFileNamesIt) {

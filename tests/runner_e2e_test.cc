@@ -23,6 +23,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -33,6 +34,7 @@
 #include "base/fd.h"
 #include "base/status_matchers.h"
 #include "fork/process.h"
+#include "reporter/junit_checker.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -47,6 +49,7 @@ using ::google::protobuf::Value;
 using ::taskfork::testing::IsOk;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Runfile(const std::string& path) {
   return absl::StrCat(std::getenv("TEST_SRCDIR"), "/taskfork/", path);
@@ -903,7 +906,7 @@ TEST_F(RunnerE2ETest, CustomJobProgramRunsTasksInCode) {
 }
 
 // Each section of a task of results.json as "<name> <result>", sorted.
-std::vector<std::string> SectionsOf(const Struct& task) {
+std::vector<std::string> SectionResultsOf(const Struct& task) {
   std::vector<std::string> sections;
   for (const Value& section :
        task.fields().at("sections").list_value().values()) {
@@ -931,11 +934,11 @@ TEST_F(RunnerE2ETest, ShardedGTestTaskReportsAsTheUnshardedOne) {
   const Struct results = Results();
   const Struct whole = TaskOf(results, "whole");
   const Struct sharded = TaskOf(results, "sharded");
-  const std::vector<std::string> tests = SectionsOf(whole);
+  const std::vector<std::string> tests = SectionResultsOf(whole);
   ASSERT_EQ(tests.size(), 21u);
   EXPECT_THAT(tests, ::testing::Contains("Many.Fails failed"));
   EXPECT_THAT(tests, ::testing::Contains("Many.Skips skipped"));
-  EXPECT_EQ(SectionsOf(sharded), tests);
+  EXPECT_EQ(SectionResultsOf(sharded), tests);
   EXPECT_EQ(ResultOf(sharded), "failed");
   EXPECT_EQ(ResultOf(sharded), ResultOf(whole));
   EXPECT_THAT(ReasonOf(sharded), ContainsRegex("^Many.Fails: .*fails on "
@@ -994,6 +997,173 @@ TEST_F(RunnerE2ETest, TaskFlagErrorsAreUsageErrors) {
   EXPECT_THAT(Stderr(), HasSubstr("the tasks are: unit_a, e2e"));
   struct stat st;
   EXPECT_NE(::stat((dir_ + "/runs").c_str(), &st), 0) << "runinfo was created";
+}
+
+// The sections of task `id` in results.json.
+std::vector<Struct> SectionsOf(const Struct& task) {
+  std::vector<Struct> sections;
+  for (const Value& section :
+       task.fields().at("sections").list_value().values()) {
+    sections.push_back(section.struct_value());
+  }
+  return sections;
+}
+
+std::string NameOf(const Struct& section) {
+  return section.fields().at("name").string_value();
+}
+
+// A gtest task of //runner:gtest_stream_test_helper in `modes`.
+std::string GTestTask(const std::string& id, const std::string& modes,
+                      const std::string& extra = "") {
+  return absl::StrCat("task { id: \"", id, "\" ", extra,
+                      " command { argv: \"runner/gtest_stream_test_helper\" "
+                      "argv: \"--mode=",
+                      modes, "\" gtest: true } }\n");
+}
+
+TEST_F(RunnerE2ETest, GTestCrashKeepsTheEndedTestsAndNamesTheRunningOne) {
+  EXPECT_EQ(Run(absl::StrCat(GTestTask("segv", "crash"),
+                             GTestTask("abrt", "abort"),
+                             GTestTask("exit", "exit"),
+                             // Malformed lines in the stream change nothing.
+                             GTestTask("garbage", "garbage,crash"),
+                             // Nor another process's connection, made first.
+                             GTestTask("stranger", "stranger,crash"))),
+            1);
+  const Struct results = Results();
+  for (const auto& [id, ending] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"segv", "killed by SIGSEGV"},
+           {"abrt", "killed by SIGABRT"},
+           {"exit", "exited with code 3"},
+           {"garbage", "killed by SIGSEGV"},
+           {"stranger", "killed by SIGSEGV"}}) {
+    SCOPED_TRACE(id);
+    const Struct task = TaskOf(results, id);
+    EXPECT_EQ(ResultOf(task), "errored");
+    EXPECT_THAT(ReasonOf(task),
+                HasSubstr(absl::StrCat("Order.Third: ", ending,
+                                       " while running")));
+    const std::vector<Struct> sections = SectionsOf(task);
+    ASSERT_EQ(sections.size(), 3u)
+        << ReadFile(absl::StrCat(RunInfoDir(), "/TaskLog.", id));
+    EXPECT_EQ(NameOf(sections[0]), "Order.First");
+    EXPECT_EQ(ResultOf(sections[0]), "passed");
+    EXPECT_EQ(NameOf(sections[1]), "Order.Second");
+    EXPECT_EQ(ResultOf(sections[1]), "passed");
+    EXPECT_EQ(NameOf(sections[2]), "Order.Third");
+    EXPECT_EQ(ResultOf(sections[2]), "errored");
+    EXPECT_THAT(ReasonOf(sections[2]),
+                HasSubstr(absl::StrCat("Order.Third: ", ending)));
+  }
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.garbage"),
+              HasSubstr("GoogleTest stream: ignoring a malformed line"));
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.stranger"),
+              HasSubstr("GoogleTest stream: ignored 1 connection(s) held open "
+                        "by another process"));
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.segv"),
+              Not(HasSubstr("malformed")));
+}
+
+TEST_F(RunnerE2ETest, GTestHangingPastItsTimeoutIsAbortedNamingTheTest) {
+  EXPECT_EQ(Run(GTestTask("hang", "hang", "timeout: \"1s\"")), 1);
+  const Struct task = TaskOf(Results(), "hang");
+  // The runner's result and reason, as for any task that timed out.
+  EXPECT_EQ(ResultOf(task), "aborted");
+  EXPECT_THAT(ReasonOf(task), HasSubstr("timed out after 1s"));
+  const std::vector<Struct> sections = SectionsOf(task);
+  ASSERT_EQ(sections.size(), 3u);
+  EXPECT_EQ(ResultOf(sections[0]), "passed");
+  EXPECT_EQ(ResultOf(sections[1]), "passed");
+  EXPECT_EQ(NameOf(sections[2]), "Order.Third");
+  EXPECT_EQ(ResultOf(sections[2]), "aborted");
+  EXPECT_EQ(ReasonOf(sections[2]),
+            "Order.Third was running when the task was terminated (SIGTERM)");
+  // Ended by the SIGTERM, not by the runner's SIGKILL after the grace.
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.hang"),
+              HasSubstr("task hang aborted: Order.Third was running"));
+}
+
+TEST_F(RunnerE2ETest, GTestInterruptedIsAbortedNamingTheRunningTest) {
+  const std::string fifo = MakeFifo("announce");
+  std::vector<std::string> args = {"--runinfo_dir=" + dir_ + "/runs"};
+  args.push_back(WriteSpec(
+      GTestTask("hang", absl::StrCat("hang\" argv: \"--announce=", fifo))));
+  Process runner = StartRunner(args);
+  ASSERT_GT(ReadAnnouncement(fifo), 0);
+  ASSERT_THAT(runner.Signal(SIGINT), IsOk());
+  EXPECT_EQ(Finish(runner), 1);
+  const Struct task = TaskOf(Results(), "hang");
+  EXPECT_EQ(ResultOf(task), "aborted");
+  EXPECT_EQ(ReasonOf(task), "aborted by SIGINT");
+  const std::vector<Struct> sections = SectionsOf(task);
+  ASSERT_EQ(sections.size(), 3u);
+  EXPECT_EQ(ResultOf(sections[1]), "passed");
+  EXPECT_EQ(ResultOf(sections[2]), "aborted");
+  EXPECT_EQ(ReasonOf(sections[2]),
+            "Order.Third was running when the task was terminated (SIGTERM)");
+}
+
+TEST_F(RunnerE2ETest, GTestBinaryIgnoringSigtermIsKilledAndStillReported) {
+  // The runner would wait an hour; the task process waits 2 s for the
+  // binary, then kills it and reports.
+  EXPECT_EQ(Run(absl::StrCat("termination_grace: \"1h\"\n",
+                             GTestTask("stubborn", "hang,ignore_term",
+                                       "timeout: \"1s\""))),
+            1);
+  const Struct task = TaskOf(Results(), "stubborn");
+  EXPECT_EQ(ResultOf(task), "aborted");
+  EXPECT_THAT(ReasonOf(task), HasSubstr("timed out after 1s"));
+  const std::vector<Struct> sections = SectionsOf(task);
+  ASSERT_EQ(sections.size(), 3u);
+  EXPECT_EQ(ResultOf(sections[2]), "aborted");
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.stubborn"),
+              HasSubstr("after SIGTERM: SIGKILL"));
+}
+
+TEST_F(RunnerE2ETest, GTestThatRanToItsEndIsReportedFromItsJson) {
+  // no_stream: the binary never connects to the stream socket.
+  EXPECT_EQ(Run(absl::StrCat(GTestTask("pass", "pass"),
+                             GTestTask("silent", "no_stream"),
+                             GTestTask("garbage", "garbage"))),
+            0);
+  const Struct results = Results();
+  for (const std::string id : {"pass", "silent", "garbage"}) {
+    SCOPED_TRACE(id);
+    const Struct task = TaskOf(results, id);
+    EXPECT_EQ(ResultOf(task), "passed");
+    const std::vector<Struct> sections = SectionsOf(task);
+    ASSERT_EQ(sections.size(), 4u);
+    for (const Struct& section : sections) {
+      EXPECT_EQ(ResultOf(section), "passed");
+      // Only the JSON has each test's source file.
+      EXPECT_THAT(section.fields().at("xref").struct_value().fields()
+                      .at("file").string_value(),
+                  HasSubstr("gtest_stream_test_helper.cc"));
+    }
+    EXPECT_EQ(NameOf(sections[3]), "Order.Fourth");
+  }
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.pass"),
+              HasSubstr("--gtest_stream_result_to=127.0.0.1:"));
+}
+
+TEST_F(RunnerE2ETest, GTestNonAsciiFailureMessageIsIntactInEveryReport) {
+  EXPECT_EQ(Run(GTestTask("utf8", "utf8")), 1);
+  constexpr char kMessage[] =
+      "Gr\xC3\xBC\xC3\x9F" "e: \xC3\xA4 \xC3\xB6 \xC3\xBC \xC3\x9F, party "
+      "\xF0\x9F\x8E\x89";
+  const Struct task = TaskOf(Results(), "utf8");
+  EXPECT_EQ(ResultOf(task), "failed");
+  const std::vector<Struct> sections = SectionsOf(task);
+  ASSERT_EQ(sections.size(), 4u);
+  EXPECT_EQ(ResultOf(sections[3]), "failed");
+  EXPECT_THAT(ReasonOf(sections[3]), HasSubstr(kMessage));
+  const std::string xunit = ReadFile(RunInfoDir() + "/xunit.xml");
+  EXPECT_THAT(xunit, HasSubstr(kMessage));
+  EXPECT_THAT(reporter::ParseValidXml(xunit, Runfile("reporter/junit.xsd")),
+              IsOk());
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/report.html"), HasSubstr(kMessage));
 }
 
 }  // namespace
