@@ -98,14 +98,15 @@ class Reader {
     const Value* v = Get(s, key);
     return v != nullptr && v->kind_case() == Value::kBoolValue && v->bool_value();
   }
-  void Attempts(const Struct& s, uint32_t* attempts, bool* flaky,
-                google::protobuf::RepeatedPtrField<Attempt>* previous) {
-    *attempts = static_cast<uint32_t>(Num(s, "attempts"));
-    *flaky = Bool(s, "flaky");
+  // attempts, flaky, previous_attempts of a Section or TaskReport.
+  template <typename Message>
+  void Attempts(const Struct& s, Message* message) {
+    message->set_attempts(static_cast<uint32_t>(Num(s, "attempts")));
+    message->set_flaky(Bool(s, "flaky"));
     for (const Value* v : List(s, "previous_attempts")) {
       if (!v->has_struct_value()) continue;
       const Struct& a = v->struct_value();
-      Attempt* out = previous->Add();
+      Attempt* out = message->add_previous_attempts();
       out->set_number(static_cast<uint32_t>(Num(a, "number")));
       Result(a, out->mutable_result());
       out->set_logfile(Str(a, "logfile"));
@@ -132,11 +133,7 @@ class Reader {
     }
     out->set_pid(Num(s, "pid"));
     Result(s, out->mutable_result());
-    uint32_t attempts = 0;
-    bool flaky = false;
-    Attempts(s, &attempts, &flaky, out->mutable_previous_attempts());
-    out->set_attempts(attempts);
-    out->set_flaky(flaky);
+    Attempts(s, out);
     Counts(s, "summary", out->mutable_summary());
     for (const Value* child : List(s, "sections")) {
       if (child->has_struct_value()) {
@@ -154,11 +151,7 @@ class Reader {
     out->set_runtime(Num(s, "runtime"));
     out->set_logfile(Str(s, "logfile"));
     Result(s, out->mutable_result());
-    uint32_t attempts = 0;
-    bool flaky = false;
-    Attempts(s, &attempts, &flaky, out->mutable_previous_attempts());
-    out->set_attempts(attempts);
-    out->set_flaky(flaky);
+    Attempts(s, out);
     Counts(s, "summary", out->mutable_summary());
     for (const Value* section : List(s, "sections")) {
       if (section->has_struct_value()) {

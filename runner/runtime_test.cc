@@ -27,6 +27,7 @@
 #include "reporter/client.h"
 #include "reporter/result.h"
 #include "runner/task_function.h"
+#include "runner/testing/intervals.h"
 
 namespace taskfork::runner {
 namespace {
@@ -238,22 +239,15 @@ TEST_F(RuntimeShardsTest, EachShardTakesASlotAndTheTaskHasOneMergedResult) {
   runtime->RunAll(/*max_parallel=*/2);
 
   // Each shard's run, as it marked it: never more than 2 at once.
-  std::vector<std::pair<int64_t, int>> events;  // (time, +1 start / -1 end)
+  std::vector<std::pair<int64_t, int64_t>> runs;
   for (int k = 0; k < 4; ++k) {
     std::istringstream line(Read(absl::StrCat(marks, "/", k)));
     int64_t start = 0, end = 0;
     line >> start >> end;
     ASSERT_GT(end, start) << "shard " << k;
-    events.emplace_back(start, +1);
-    events.emplace_back(end, -1);
+    runs.emplace_back(start, end);
   }
-  std::sort(events.begin(), events.end());
-  int running = 0, most = 0;
-  for (const auto& [time, delta] : events) {
-    running += delta;
-    most = std::max(most, running);
-  }
-  EXPECT_LE(most, 2);
+  EXPECT_LE(taskfork::testing::MostAtOnce(runs), 2);
 
   EXPECT_EQ((*task)->state(), Task::State::kDone);
   EXPECT_FALSE((*task)->is_alive());

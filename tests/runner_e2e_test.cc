@@ -39,6 +39,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "runner/testing/intervals.h"
 #include "tests/run_leftovers.h"
 
 namespace taskfork {
@@ -572,22 +573,15 @@ TEST_F(RunnerE2ETest, AtMostMaxParallelTasksAtOnce) {
                     marks, "\" } }\n");
   }
   EXPECT_EQ(Run(spec), 0);
-  std::vector<std::pair<int64_t, int>> events;  // (time, +1 start / -1 end)
+  std::vector<std::pair<int64_t, int64_t>> runs;
   for (int i = 0; i < 5; ++i) {
     std::istringstream line(ReadFile(absl::StrCat(marks, "/t", i)));
     int64_t start = 0, end = 0;
     line >> start >> end;
     ASSERT_GT(end, start) << "task t" << i;
-    events.emplace_back(start, +1);
-    events.emplace_back(end, -1);
+    runs.emplace_back(start, end);
   }
-  std::sort(events.begin(), events.end());
-  int running = 0, most = 0;
-  for (const auto& [time, delta] : events) {
-    running += delta;
-    most = std::max(most, running);
-  }
-  EXPECT_LE(most, 2);
+  EXPECT_LE(taskfork::testing::MostAtOnce(runs), 2);
 }
 
 TEST_F(RunnerE2ETest, TimeoutAbortsAndKillsGrandchildrenIgnoringSigterm) {
