@@ -999,6 +999,13 @@ NOTES = """\
   (--quick); the Python peers report the best of their repeats, which favours
   the peer. Floors: fork + _exit + waitpid, a minimal spinning shared-memory
   ring, a Unix socket whose reader discards the bytes, memcpy.
+- gtest rows: the wall time of a whole GoogleTest suite (GoogleTest's samples
+  and many_gtests, 2 at a time) divided by its number of tests, medians of 3
+  runs alternating between the modes (one run, 300 of many_gtests' tests,
+  with --quick): the runner with one `gtest: true` task per binary against
+  `ctest -j2` with one test per binary and with CMake's gtest_discover_tests
+  (a test per GoogleTest test, discovery not timed); the floor starts the
+  binaries directly (tools/bench/gtest_ctest.py, tools/README.md).
 - A shared or loaded machine depresses cross-process figures (spinning peers
   and rings most): compare the load averages above before trusting a ratio."""
 
