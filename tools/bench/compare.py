@@ -7,8 +7,9 @@
 Runs each package's Google Benchmark binary (built by Bazel as runfiles of
 this target, in whatever -c the command line chose: figures need `-c opt`,
 and the table header warns when the binaries are not optimized) with JSON
-output, and the Python peer scripts in tools/bench/ (multiprocessing,
-pickle), one after the other, then prints ONE table: figure, taskfork, peer,
+output, the Python peer scripts in tools/bench/ (multiprocessing, pickle)
+and tools/bench/gtest_ctest.py (GoogleTest suites: the runner against
+ctest -j2), one after the other, then prints ONE table: figure, taskfork, peer,
 floor, taskfork/peer, taskfork/floor, target and whether it is met, under a
 header naming the machine, the load average before and after, the date and
 the git commit. Full mode also writes the table as Markdown to
