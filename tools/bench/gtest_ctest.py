@@ -172,8 +172,9 @@ def job_spec(binaries: Sequence[str], shard_binary: str, shards: int) -> str:
              'default_timeout: "10m"']
     for b in binaries:
         sharded = " shards: %d" % shards if b == shard_binary else ""
-        lines.append('task { id: "%s" command { argv: "%s" gtest: true%s } }' %
-                     (test_name(b), b, sharded))
+        # JSON's string escapes are valid protobuf text format.
+        lines.append("task { id: %s command { argv: %s gtest: true%s } }" %
+                     (json.dumps(test_name(b)), json.dumps(b), sharded))
     return "\n".join(lines) + "\n"
 
 

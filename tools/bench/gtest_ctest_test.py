@@ -156,6 +156,8 @@ class ParsersTest(unittest.TestCase):
                       spec)
         self.assertIn("max_parallel: 2", spec)
         self.assertNotIn("shards", gtest_ctest.job_spec(["/a/many"], "", 0))
+        self.assertIn(r'argv: "/a \"b\"\\c"',
+                      gtest_ctest.job_spec(['/a "b"\\c'], "", 0))
 
     def test_ctest_summary(self):
         self.assertEqual(gtest_ctest.parse_ctest_summary(
