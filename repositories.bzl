@@ -50,6 +50,13 @@ def taskfork_dependencies():
     )
     _maybe(
         debian_cc_repository,
+        name = "googletest_samples",
+        build_file = Label("//third_party:googletest_samples.BUILD"),
+        include_dirs = {"/usr/src/googletest/googletest/samples": "samples"},
+        package = "googletest",
+    )
+    _maybe(
+        debian_cc_repository,
         name = "com_github_google_benchmark",
         build_file = Label("//third_party:benchmark.BUILD"),
     )

@@ -7,8 +7,9 @@
 Runs each package's Google Benchmark binary (built by Bazel as runfiles of
 this target, in whatever -c the command line chose: figures need `-c opt`,
 and the table header warns when the binaries are not optimized) with JSON
-output, and the Python peer scripts in tools/bench/ (multiprocessing,
-pickle), one after the other, then prints ONE table: figure, taskfork, peer,
+output, the Python peer scripts in tools/bench/ (multiprocessing, pickle)
+and tools/bench/gtest_ctest.py (GoogleTest suites: the runner against
+ctest -j2), one after the other, then prints ONE table: figure, taskfork, peer,
 floor, taskfork/peer, taskfork/floor, target and whether it is met, under a
 header naming the machine, the load average before and after, the date and
 the git commit. Full mode also writes the table as Markdown to
@@ -51,7 +52,22 @@ PEER_SCRIPTS = {
     "pickle": "tools/bench/serialize_pickle.py",
     "fork_mp": "tools/bench/fork_multiprocessing.py",
     "ipc_mp": "tools/bench/ipc_multiprocessing.py",
+    "gtest": "tools/bench/gtest_ctest.py",
 }
+
+# The GoogleTest suites gtest_ctest.py runs with the runner and with ctest:
+# runfiles paths of the runner, of GoogleTest's own samples (repository
+# @googletest_samples) and of the binary of thousands of trivial tests, which
+# the sharded mode splits.
+GTEST_RUNNER = "taskfork/runner/runner"
+GTEST_MANY = "taskfork/tools/bench/many_gtests"
+GTEST_SUITES = [GTEST_MANY] + [
+    "googletest_samples/sample%d_unittest" % n for n in range(1, 11)]
+
+# gtest_ctest.py's modes, in its order; each prints a wall time and the wall
+# time per test.
+GTEST_MODES = ("taskfork", "taskfork_sharded", "ctest", "ctest_discover",
+               "direct")
 
 TIME = "time"  # nanoseconds per operation: lower is better
 RATE = "rate"  # per second: higher is better
@@ -92,6 +108,7 @@ def make_settings(quick: bool, runner_tasks: Optional[int] = None) -> Settings:
             runner_tasks=runner_tasks or 200,
             runner_args=["--benchmark_repetitions=1"],
             peer_args={
+                "gtest": ["--repetitions=1", "--env=MANY_GTESTS_TESTS=300"],
                 "pickle": ["--repeat", "3", "--number", "2000"],
                 "fork_mp": ["--repeat", "2", "--number", "20",
                             "--pcall_number", "1"],
@@ -107,6 +124,7 @@ def make_settings(quick: bool, runner_tasks: Optional[int] = None) -> Settings:
         runner_args=["--benchmark_repetitions=3",
                      "--benchmark_enable_random_interleaving=true"],
         peer_args={
+            "gtest": ["--repetitions=3"],
             "pickle": ["--repeat", "7", "--number", "20000"],
             "fork_mp": ["--repeat", "5", "--number", "200",
                         "--pcall_number", "5"],
@@ -275,6 +293,14 @@ PEER_PATTERNS: Dict[str, Dict[str, Tuple[str, float]]] = {
         "pcall_100_ns": (r"pcall of 100 \(Process\+Queue\)\s+real\s+" + _NUMBER +
                          r" us", 1e3),
     },
+    "gtest": dict(
+        [("tests_count", (r"suite: \d+ binaries, " + _NUMBER + r" tests", 1.0))] +
+        [(mode + "_per_test_ns", (r"(?m)^" + mode + r"\s+wall [0-9.]+ s\s+"
+                                  r"per test " + _NUMBER + r" ns", 1.0))
+         for mode in GTEST_MODES] +
+        [(mode + "_wall_ns", (r"(?m)^" + mode + r"\s+wall " + _NUMBER + " s",
+                              1e9))
+         for mode in GTEST_MODES]),
     "ipc_mp": {
         "queue_64b_per_s": (r"python_multiprocessing_Queue_64B\s+" + _NUMBER +
                             r" items/s", 1.0),
@@ -284,9 +310,14 @@ PEER_PATTERNS: Dict[str, Dict[str, Tuple[str, float]]] = {
 }
 
 
-def parse_peer_output(key: str, text: str, what: str) -> Dict[str, float]:
+def parse_peer_output(key: str, text: str, what: str,
+                      metrics: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """The `metrics` (default: all of PEER_PATTERNS[key]) in a peer script's
+    output; Failure naming the first one missing."""
     values = {}
     for metric, (pattern, scale) in PEER_PATTERNS[key].items():
+        if metrics is not None and metric not in metrics:
+            continue
         m = re.search(pattern, text)
         if m is None:
             raise Failure("%s: no %s in its output (pattern %r):\n%s" %
@@ -296,7 +327,7 @@ def parse_peer_output(key: str, text: str, what: str) -> Dict[str, float]:
 
 
 def run_peer(key: str, script: str, args: Sequence[str], timeout_s: float,
-             log=None) -> Dict[str, float]:
+             log=None, metrics: Optional[Sequence[str]] = None) -> Dict[str, float]:
     what = os.path.basename(script)
     argv = [sys.executable, script] + list(args)
     with tempfile.TemporaryDirectory(prefix="taskfork_compare.") as scratch:
@@ -311,7 +342,29 @@ def run_peer(key: str, script: str, args: Sequence[str], timeout_s: float,
     if proc.returncode != 0:
         raise Failure("%s %s: %s\n%s" % (what, describe_exit(proc.returncode),
                                          " ".join(argv), tail(output)))
-    return parse_peer_output(key, output, what)
+    return parse_peer_output(key, output, what, metrics)
+
+
+def gtest_modes(figures: Sequence["Figure"]) -> List[str]:
+    """The gtest_ctest.py modes the figures' sources name, in its order."""
+    metrics = {source.names[0] for f in figures
+               for source in (f.taskfork, f.peer, f.floor)
+               if source is not None and source.peer and source.binary == "gtest"}
+    return [m for m in GTEST_MODES if m + "_per_test_ns" in metrics or
+            m + "_wall_ns" in metrics]
+
+
+def gtest_args(modes: Sequence[str]) -> Tuple[List[str], List[str]]:
+    """gtest_ctest.py's arguments for `modes` (runfiles paths of the runner
+    and the suites) and the metrics its output then has."""
+    root = runfiles_root()
+    args = ["--runner=" + os.path.join(root, GTEST_RUNNER),
+            "--modes=" + ",".join(modes),
+            "--shard_binary=" + os.path.join(root, GTEST_MANY)]
+    args += ["--binary=" + os.path.join(root, b) for b in GTEST_SUITES]
+    metrics = ["tests_count"] + [m + suffix for m in modes
+                                 for suffix in ("_per_test_ns", "_wall_ns")]
+    return args, metrics
 
 
 # ---------------------------------------------------------------------------
@@ -367,7 +420,7 @@ def inverse_rate(source: Source) -> Source:
 @dataclasses.dataclass(frozen=True)
 class Target:
     against: str  # "peer", "floor" (ratio taskfork/against) or "value"
-    op: str       # "<=" or ">="
+    op: str       # "<", "<=" or ">="
     bound: float
     text: str
 
@@ -375,6 +428,8 @@ class Target:
         x = ratios.get(self.against)
         if x is None:
             return None
+        if self.op == "<":
+            return x < self.bound
         return x <= self.bound if self.op == "<=" else x >= self.bound
 
 
@@ -527,7 +582,32 @@ FIGURES: Tuple[Figure, ...] = (
                     label="raw fork"),
            targets=(Target("floor", "<=", 3.0, "<= 3x raw fork"),
                     Target("peer", "<=", 0.1, "Python >= 10x slower"))),
+    # GoogleTest suites (GoogleTest's 10 samples and many_gtests, {gtest_tests}
+    # tests in 11 binaries), 2 at a time, wall time per test: the runner's
+    # `gtest: true` tasks against ctest -j2 (tools/bench/gtest_ctest.py).
+    Figure("gtest", "{gtest_tests} GoogleTest tests, 11 binaries, vs ctest "
+           "per binary, per test", TIME, "",
+           py("gtest", "taskfork_per_test_ns", ""),
+           peer=py("gtest", "ctest_per_test_ns", "ctest -j2, a test per binary"),
+           floor=py("gtest", "direct_per_test_ns", "the binaries alone"),
+           targets=(Target("peer", "<", 1.0, "faster than ctest"),)),
+    Figure("gtest", "{gtest_tests} GoogleTest tests vs ctest + "
+           "gtest_discover_tests, per test", TIME, "",
+           py("gtest", "taskfork_per_test_ns", ""),
+           peer=py("gtest", "ctest_discover_per_test_ns",
+                   "ctest -j2, gtest_discover_tests"),
+           floor=py("gtest", "direct_per_test_ns", "the binaries alone"),
+           targets=(Target("peer", "<", 1.0, "faster than ctest"),)),
+    Figure("gtest_sharded", "{gtest_tests} GoogleTest tests, many_gtests in "
+           "2 shards, vs ctest per binary, per test", TIME, "",
+           py("gtest", "taskfork_sharded_per_test_ns", ""),
+           peer=py("gtest", "ctest_per_test_ns", "ctest -j2, a test per binary"),
+           floor=py("gtest", "direct_per_test_ns", "the binaries alone")),
 )
+
+# What --only selects: the benchmark binaries and the GoogleTest suite rows
+# (gtest_sharded: the runner's `shards` of one task's GoogleTest binary).
+PACKAGES = list(BINARIES) + ["gtest", "gtest_sharded"]
 
 
 # ---------------------------------------------------------------------------
@@ -589,6 +669,8 @@ def make_rows(results: Results, figures: Sequence[Figure] = FIGURES) -> List[Row
             "value": t,
         }
         name = f.name.replace("{runner_tasks}", str(results.runner_tasks or "N"))
+        tests = results.peers.get("gtest", {}).get("tests_count")
+        name = name.replace("{gtest_tests}", "%d" % tests if tests else "N")
         rows.append(Row(f, name, t, p, fl, ratios,
                         [g.met(ratios) for g in f.targets]))
     return rows
@@ -720,8 +802,12 @@ def all_benchmarks_markdown(results: Results) -> str:
                 ", ".join(rate) or "-", counters or "-"))
     for key, metrics in results.peers.items():
         for metric, value in sorted(metrics.items()):
-            shown = (format_time(value) if metric.endswith("_ns")
-                     else format_rate(value, "items"))
+            if metric.endswith("_ns"):
+                shown = format_time(value)
+            elif metric.endswith("_count"):
+                shown = "%d" % value
+            else:
+                shown = format_rate(value, "items")
             lines.append("| %s | %s | %s | | | |" % (
                 os.path.basename(PEER_SCRIPTS[key]), metric, shown))
     return "\n".join(lines)
@@ -857,18 +943,26 @@ def run_all(settings: Settings, only: Optional[Sequence[str]], log,
         except Failure as e:
             results.failures.append(str(e))
         progress("  %.0f s" % (time.monotonic() - started))
-    needed = {f.peer.binary for f in FIGURES
-              if f.peer is not None and f.peer.peer and
-              (not only or f.package in only)}
+    figures = [f for f in FIGURES if not only or f.package in only]
+    needed = {source.binary for f in figures
+              for source in (f.taskfork, f.peer, f.floor)
+              if source is not None and source.peer}
     for key, path in PEER_SCRIPTS.items():
         if key not in needed:
             continue
         args = settings.peer_args[key]
-        progress("running %s %s" % (path, " ".join(args)))
+        metrics = None
+        shown = " ".join(args)
+        if key == "gtest":
+            modes = gtest_modes(figures)
+            extra, metrics = gtest_args(modes)
+            args = args + extra
+            shown += " --modes=" + ",".join(modes)
+        progress("running %s %s" % (path, shown))
         started = time.monotonic()
         try:
             results.peers[key] = run_peer(key, rlocation(path), args,
-                                          settings.timeout_s, log)
+                                          settings.timeout_s, log, metrics)
         except Failure as e:
             results.failures.append(str(e))
         progress("  %.0f s" % (time.monotonic() - started))
@@ -906,6 +1000,13 @@ NOTES = """\
   (--quick); the Python peers report the best of their repeats, which favours
   the peer. Floors: fork + _exit + waitpid, a minimal spinning shared-memory
   ring, a Unix socket whose reader discards the bytes, memcpy.
+- gtest rows: the wall time of a whole GoogleTest suite (GoogleTest's samples
+  and many_gtests, 2 at a time) divided by its number of tests, medians of 3
+  runs alternating between the modes (one run, 300 of many_gtests' tests,
+  with --quick): the runner with one `gtest: true` task per binary against
+  `ctest -j2` with one test per binary and with CMake's gtest_discover_tests
+  (a test per GoogleTest test, discovery not timed); the floor starts the
+  binaries directly (tools/bench/gtest_ctest.py, tools/README.md).
 - A shared or loaded machine depresses cross-process figures (spinning peers
   and rings most): compare the load averages above before trusting a ratio."""
 
@@ -950,8 +1051,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "'-' for none")
     parser.add_argument("--only", default="",
                         help="comma-separated packages to run (e.g. "
-                        "serialize,ipc); the report is then not written by "
-                        "default")
+                        "serialize,ipc; gtest and gtest_sharded are the "
+                        "GoogleTest suite rows); the report is then not "
+                        "written by default")
     parser.add_argument("--runner_tasks", type=int, default=None,
                         help="tasks per runner benchmark job (default 1000, "
                         "200 with --quick)")
@@ -959,10 +1061,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="also print every binary's and script's output")
     args = parser.parse_args(argv)
     only = [p for p in args.only.split(",") if p]
-    unknown = [p for p in only if p not in BINARIES]
+    unknown = [p for p in only if p not in PACKAGES]
     if unknown:
         parser.error("--only: unknown package(s) %s (known: %s)" % (
-            ", ".join(unknown), ", ".join(BINARIES)))
+            ", ".join(unknown), ", ".join(PACKAGES)))
 
     settings = make_settings(args.quick, args.runner_tasks)
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
@@ -1019,8 +1121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("not writing %s: the run failed" % output)
         return 1
     if output:
+        flags = (["--quick"] if args.quick else []) + (
+            ["--only=" + ",".join(only)] if only else [])
         command = "tools/bazel run -c %s //tools/bench:compare%s" % (
-            compilation_mode, " -- --quick" if args.quick else "")
+            compilation_mode, (" -- " + " ".join(flags)) if flags else "")
         os.makedirs(os.path.dirname(output), exist_ok=True)
         tmp = output + ".tmp"
         with open(tmp, "w") as f:

@@ -77,7 +77,9 @@ class FiguresTest(unittest.TestCase):
 
     def test_every_package_has_a_figure_with_a_target(self):
         with_target = {f.package for f in compare.FIGURES if f.targets}
-        self.assertEqual(with_target, set(compare.BINARIES))
+        self.assertEqual(with_target, set(compare.BINARIES) | {"gtest"})
+        self.assertEqual({f.package for f in compare.FIGURES},
+                         set(compare.PACKAGES))
 
 
 class RunBenchmarkTest(unittest.TestCase):
@@ -153,16 +155,26 @@ class RunBenchmarkTest(unittest.TestCase):
 class PeerTest(unittest.TestCase):
 
     def test_every_peer_script_runs_and_parses(self):
+        # The runner's `shards` is not in this tree's job.proto yet: the
+        # sharded mode is left out here.
+        modes = ["taskfork", "ctest", "ctest_discover", "direct"]
+        gtest_args, gtest_metrics = compare.gtest_args(modes)
         tiny = {"pickle": ["--repeat", "1", "--number", "10"],
                 "fork_mp": ["--repeat", "1", "--number", "2",
                             "--pcall_number", "1"],
-                "ipc_mp": ["--seconds", "0.05"]}
+                "ipc_mp": ["--seconds", "0.05"],
+                "gtest": ["--repetitions=1", "--env=MANY_GTESTS_TESTS=5"] +
+                         gtest_args}
         self.assertEqual(set(tiny), set(compare.PEER_SCRIPTS))
         for key, args in tiny.items():
-            values = compare.run_peer(key, script(key), args, 300)
-            self.assertEqual(set(values), set(compare.PEER_PATTERNS[key]), key)
+            metrics = gtest_metrics if key == "gtest" else None
+            values = compare.run_peer(key, script(key), args, 300,
+                                      metrics=metrics)
+            self.assertEqual(set(values),
+                             set(metrics or compare.PEER_PATTERNS[key]), key)
             for metric, value in values.items():
                 self.assertGreater(value, 0, "%s %s" % (key, metric))
+        self.assertEqual(len(gtest_metrics), 1 + 2 * len(modes))
         # Units: a fork takes microseconds, not nanoseconds or seconds.
         self.assertGreater(compare.run_peer(
             "fork_mp", script("fork_mp"),
@@ -178,6 +190,77 @@ class PeerTest(unittest.TestCase):
         with self.assertRaises(compare.Failure) as e:
             compare.parse_peer_output("pickle", "hello", "serialize_pickle.py")
         self.assertIn("serialize_pickle.py: no dumps_ns", str(e.exception))
+
+
+class GtestTest(unittest.TestCase):
+
+    OUTPUT = """suite: 11 binaries, 3052 tests, 3 repetitions (medians)
+taskfork          wall 0.4673 s  per test 153113 ns  tests 3052
+ctest             wall 0.2354 s  per test 77115 ns  tests 3052
+ctest_discover    wall 85.9068 s  per test 28147696 ns  tests 3052
+direct            wall 0.1101 s  per test 36071 ns  tests 3052
+"""
+
+    def test_parses_the_modes_that_ran(self):
+        _, metrics = compare.gtest_args(["taskfork", "ctest"])
+        values = compare.parse_peer_output("gtest", self.OUTPUT, "gtest_ctest.py",
+                                           metrics)
+        self.assertEqual(values, {"tests_count": 3052,
+                                  "taskfork_per_test_ns": 153113,
+                                  "taskfork_wall_ns": 0.4673e9,
+                                  "ctest_per_test_ns": 77115,
+                                  "ctest_wall_ns": 0.2354e9})
+        _, metrics = compare.gtest_args(["taskfork_sharded"])
+        with self.assertRaises(compare.Failure) as e:
+            compare.parse_peer_output("gtest", self.OUTPUT, "gtest_ctest.py",
+                                      metrics)
+        self.assertIn("gtest_ctest.py: no taskfork_sharded_per_test_ns",
+                      str(e.exception))
+
+    def test_modes_follow_the_selected_figures(self):
+        def modes(*packages):
+            return compare.gtest_modes(
+                [f for f in compare.FIGURES if f.package in packages])
+        self.assertEqual(modes("gtest"),
+                         ["taskfork", "ctest", "ctest_discover", "direct"])
+        self.assertEqual(modes("gtest_sharded"),
+                         ["taskfork_sharded", "ctest", "direct"])
+        self.assertEqual(modes("gtest", "gtest_sharded"),
+                         list(compare.GTEST_MODES))
+        self.assertEqual(modes("serialize"), [])
+
+    def test_rows_name_the_test_count_and_compare_with_ctest(self):
+        values = compare.parse_peer_output("gtest", self.OUTPUT, "x",
+                                           compare.gtest_args(
+                                               ["taskfork", "ctest",
+                                                "ctest_discover", "direct"])[1])
+        results = compare.Results(peers={"gtest": values})
+        rows = compare.make_rows(
+            results, [f for f in compare.FIGURES if f.package == "gtest"])
+        self.assertEqual(results.failures, [])
+        self.assertEqual(
+            [r.name for r in rows],
+            ["3052 GoogleTest tests, 11 binaries, vs ctest per binary, per test",
+             "3052 GoogleTest tests vs ctest + gtest_discover_tests, per test"])
+        self.assertAlmostEqual(rows[0].ratios["peer"], 153113 / 77115)
+        self.assertEqual(rows[0].met, [False])
+        self.assertAlmostEqual(rows[1].ratios["peer"], 153113 / 28147696)
+        self.assertEqual(rows[1].met, [True])
+        self.assertAlmostEqual(rows[1].ratios["floor"], 153113 / 36071)
+        cells = compare.row_cells(rows[1])
+        self.assertEqual(cells[2], "153 us")
+        self.assertEqual(cells[3], "28.1 ms (ctest -j2, gtest_discover_tests)")
+        self.assertEqual(cells[-2:], ["faster than ctest", "met"])
+        report = compare.all_benchmarks_markdown(results)
+        self.assertIn("| gtest_ctest.py | tests_count | 3052 | | | |", report)
+        self.assertIn("| gtest_ctest.py | ctest_discover_wall_ns | 85.9 s |",
+                      report)
+
+    def test_strict_target(self):
+        target = compare.Target("peer", "<", 1.0, "faster")
+        self.assertTrue(target.met({"peer": 0.99}))
+        self.assertFalse(target.met({"peer": 1.0}))
+        self.assertIsNone(target.met({"peer": None}))
 
 
 class TableTest(unittest.TestCase):
