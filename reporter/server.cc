@@ -180,7 +180,7 @@ class ServerLoop {
     PCHECK(::fcntl(control_.get(), F_SETFL, O_NONBLOCK) == 0);
     LOG(INFO) << "reporter server (pid " << ::getpid() << ") listening on "
               << bound_path_
-              << (tcp_listen_ ? " and TCP " + options_.tcp_listen : "")
+              << (tcp_listen_ ? " and " + options_.tcp_listen : "")
               << " for job " << options_.job_name;
     epoll_event events[64];
     while (!done_) {
@@ -1062,6 +1062,7 @@ absl::StatusOr<ReporterServer> ReporterServer::Start(
     }
     TASKFORK_ASSIGN_OR_RETURN(secret, CreateSecretFile(options.secret_file));
     impl->secret_file = options.secret_file;  // the Impl removes it on failure
+    options.tcp_listen = impl->tcp_address;  // for the server's log
   }
   if (options.socket_path.size() > kMaxSunPath) {
     std::string tmpl = options.short_socket_dir + "/taskfork-reporter-XXXXXX";
