@@ -2,7 +2,8 @@
 //
 //   ReporterServerOptions options;  options.runinfo_dir = dir;  options.job_name = "nightly";
 //   TASKFORK_ASSIGN_OR_RETURN(ReporterServer server, ReporterServer::Start(options));
-//   ... tasks connect ReportClients to server.socket_path() ...
+//   ... tasks connect ReportClients to server.socket_path() (or, with
+//   options.tcp_listen, to server.tcp_address() with server.secret_file()) ...
 //   TASKFORK_ASSIGN_OR_RETURN(FinalizeResult done, server.Finalize());
 //
 // The parent (the runner) creates the listening socket, then forks the server
@@ -135,7 +136,8 @@ class ReporterServer {
   // socket_path), with the bound port; HOST is this host's name
   // (gethostname) when listening on every interface. Empty without TCP.
   const std::string& tcp_address() const;
-  // With tcp_listen: the secret file clients read. Empty without TCP.
+  // With tcp_listen: the secret file clients read (ReportClientOptions::
+  // secret_file); it stays after Finalize(). Empty without TCP.
   const std::string& secret_file() const;
   // Where the socket is bound: socket_path(), or the short fallback path.
   const std::string& bound_path() const;
