@@ -272,5 +272,28 @@ TEST(ReportClientTcpTest, NoServerRetriesThenUnavailableNamingTheAddress) {
                                         HasSubstr("ECONNREFUSED"))));
 }
 
+// A peer that accepts (the kernel does, from the backlog) but never answers
+// the hello: the handshake ends at io_timeout.
+TEST(ReportClientTcpTest, SilentPeerEndsTheHandshakeAtIoTimeout) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string address =
+      absl::StrCat("tcp:127.0.0.1:", ntohs(addr.sin_port));
+  ReportClientOptions options = ClientOptions(address, "", "t");
+  options.io_timeout = absl::Milliseconds(200);
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(ReportClient::Connect(options),
+              StatusIs(absl::StatusCode::kDeadlineExceeded, HasSubstr(address)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
+  ::close(fd);
+}
+
 }  // namespace
 }  // namespace taskfork::reporter
