@@ -15,12 +15,15 @@
 #include "base/status_macros.h"
 #include "fork/at_fork.h"
 #include "glog/logging.h"
+#include "reporter/address.h"
 #include "reporter/internal/io.h"
 #include "reporter/report_builder.h"
+#include "reporter/secret.h"
 
 namespace taskfork::reporter {
 namespace {
 
+using reporter_internal::ConnectTcp;
 using reporter_internal::ConnectUnix;
 using reporter_internal::ReadFrame;
 using reporter_internal::RetryPolicy;
@@ -32,7 +35,14 @@ absl::StatusOr<OwnedFd> Handshake(const std::string& path, const Hello& hello,
                                   const RetryPolicy& retry,
                                   absl::Duration io_timeout,
                                   FrameDecoder* decoder) {
-  TASKFORK_ASSIGN_OR_RETURN(OwnedFd fd, ConnectUnix(path, retry));
+  TASKFORK_ASSIGN_OR_RETURN(ReporterAddress address, ParseReporterAddress(path));
+  OwnedFd fd;
+  if (address.kind == ReporterAddress::Kind::kTcp) {
+    TASKFORK_ASSIGN_OR_RETURN(
+        fd, ConnectTcp(address.host, address.port, retry, io_timeout));
+  } else {
+    TASKFORK_ASSIGN_OR_RETURN(fd, ConnectUnix(address.path, retry));
+  }
   const std::string what = absl::StrCat("reporter server at ", path);
   const absl::Time deadline = absl::Now() + io_timeout;
   ClientMessage m;
@@ -64,8 +74,9 @@ absl::StatusOr<OwnedFd> Handshake(const std::string& path, const Hello& hello,
 
 class ReportClient::Impl {
  public:
-  explicit Impl(ReportClientOptions options)
+  Impl(ReportClientOptions options, std::string secret)
       : options_(std::move(options)),
+        secret_(std::move(secret)),
         decoder_(kDefaultMaxFrameSize),
         pid_(::getpid()) {}
 
@@ -126,6 +137,7 @@ class ReportClient::Impl {
     hello.set_task_id(options_.task_id);
     hello.set_pid(pid_);
     hello.set_parent_pid(parent_pid_);
+    hello.set_secret(secret_);
     RetryPolicy retry{options_.connect_attempts, options_.initial_backoff,
                       options_.max_backoff};
     decoder_ = FrameDecoder(kDefaultMaxFrameSize);
@@ -297,6 +309,7 @@ class ReportClient::Impl {
 
  private:
   const ReportClientOptions options_;
+  const std::string secret_;  // from secret_file; empty without one
   // std::mutex (a pthread mutex) rather than absl::Mutex: unlockable in the
   // at-fork child handler, and visible to ThreadSanitizer (Debian's Abseil is
   // not instrumented). Guards every member below but at_fork_.
@@ -321,7 +334,12 @@ absl::StatusOr<ReportClient> ReportClient::Connect(ReportClientOptions options) 
   if (options.task_id.empty()) {
     return absl::InvalidArgumentError("ReportClient: task_id is empty");
   }
-  auto impl = std::make_unique<Impl>(std::move(options));
+  TASKFORK_RETURN_IF_ERROR(ParseReporterAddress(options.socket_path).status());
+  std::string secret;
+  if (!options.secret_file.empty()) {
+    TASKFORK_ASSIGN_OR_RETURN(secret, ReadSecretFile(options.secret_file));
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(secret));
   TASKFORK_RETURN_IF_ERROR(impl->Flush());  // connects
   impl->RegisterForkHandlers();
   return ReportClient(std::move(impl));
@@ -450,9 +468,15 @@ absl::Status ScopedSection::Stop() {
 // ReportSubscriber -------------------------------------------------------------
 
 absl::StatusOr<ReportSubscriber> ReportSubscriber::Connect(
-    const std::string& socket_path, absl::Duration timeout) {
+    const std::string& socket_path, absl::Duration timeout,
+    const std::string& secret_file) {
   if (socket_path.empty()) {
     return absl::InvalidArgumentError("ReportSubscriber: socket_path is empty");
+  }
+  TASKFORK_RETURN_IF_ERROR(ParseReporterAddress(socket_path).status());
+  std::string secret;
+  if (!secret_file.empty()) {
+    TASKFORK_ASSIGN_OR_RETURN(secret, ReadSecretFile(secret_file));
   }
   ReportSubscriber sub;
   sub.path_ = socket_path;
@@ -460,6 +484,7 @@ absl::StatusOr<ReportSubscriber> ReportSubscriber::Connect(
   Hello hello;
   hello.set_role(Hello::ROLE_SUBSCRIBER);
   hello.set_pid(::getpid());
+  hello.set_secret(secret);
   TASKFORK_ASSIGN_OR_RETURN(
       sub.fd_, Handshake(socket_path, hello, RetryPolicy{}, timeout,
                          sub.decoder_.get()));

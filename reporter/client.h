@@ -5,6 +5,9 @@
 //   { ScopedSection tc = client.Section("check links");  tc.SetResult(Result::kFailed, "eth0 down"); }
 //   TASKFORK_RETURN_IF_ERROR(client.Flush());
 //
+// - The server's address is its Unix socket path (or "unix:PATH"), or
+//   "tcp:HOST:PORT" with the run's secret file (ReporterServer::tcp_address()
+//   and secret_file()) for a process on another host. TCP is not encrypted.
 // - Connect retries with doubling backoff, a bounded number of times.
 // - Fork-aware: after fork(), the child's first call reconnects by itself
 //   (an at-fork handler from //fork:at_fork drops the inherited connection
@@ -55,11 +58,19 @@ struct LogPosition {
 };
 
 struct ReportClientOptions {
-  // The server's socket (ReporterServer::socket_path()). Required.
+  // The server's address (address.h): its socket path
+  // (ReporterServer::socket_path()), "unix:PATH", or "tcp:HOST:PORT"
+  // (ReporterServer::tcp_address()). Required.
   std::string socket_path;
+  // The run's secret file (ReporterServer::secret_file()), read once by
+  // Connect() and sent in the hello. Needed over TCP (the server refuses a
+  // TCP client without it: "no secret"); ignored on a Unix socket.
+  std::string secret_file;
   // The task this process reports for. Required.
   std::string task_id;
-  // Connection attempts (ENOENT / ECONNREFUSED are retried) and the backoff
+  // Connection attempts (ENOENT / ECONNREFUSED are retried; over TCP also
+  // ETIMEDOUT / EHOSTUNREACH / ENETUNREACH, each attempt bounded by
+  // io_timeout) and the backoff
   // between them: initial_backoff, doubling, at most max_backoff.
   int connect_attempts = 8;
   absl::Duration initial_backoff = absl::Milliseconds(10);
@@ -133,11 +144,14 @@ class ScopedSection {
 class ReportClient {
  public:
   // Connects (with retries) and does the hello handshake. Errors:
-  // kInvalidArgument (empty socket path or task id, path too long and not a
-  // symlink), kPermissionDenied (the socket is not ours, or the server
-  // refused our uid: the message has its reason), kUnavailable (no server
-  // after every attempt; names the path, attempts and errno),
-  // kDeadlineExceeded (no answer to hello within io_timeout).
+  // kInvalidArgument (empty socket path or task id, a malformed address
+  // naming it, path too long and not a symlink, a secret file without a
+  // secret), kNotFound (a TCP host that does not resolve, a missing secret
+  // file), kPermissionDenied (the socket or secret file is not ours, or the
+  // server refused us: our uid, "no secret", "wrong secret"; the message has
+  // its reason), kUnavailable (no server after every attempt; names the
+  // address, attempts and errno), kDeadlineExceeded (no answer to hello
+  // within io_timeout).
   static absl::StatusOr<ReportClient> Connect(ReportClientOptions options);
 
   ReportClient(ReportClient&& other) noexcept;
@@ -196,10 +210,13 @@ class ReportClient {
 // display). Move-only. Thread-compatible.
 class ReportSubscriber {
  public:
-  // Connects and subscribes. Errors as ReportClient::Connect.
+  // Connects to `socket_path` (an address, as ReportClientOptions) and
+  // subscribes; over TCP it sends the secret from `secret_file`. Errors as
+  // ReportClient::Connect.
   static absl::StatusOr<ReportSubscriber> Connect(
       const std::string& socket_path,
-      absl::Duration timeout = absl::Seconds(10));
+      absl::Duration timeout = absl::Seconds(10),
+      const std::string& secret_file = "");
 
   // The next event, waiting up to `timeout`. Errors: kDeadlineExceeded (no
   // event yet; call again), kOutOfRange (the server closed the stream: it

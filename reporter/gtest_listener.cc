@@ -22,6 +22,7 @@ void ReporterGtestListener::OnTestProgramStart(const ::testing::UnitTest&) {
   if (socket.empty()) return;
   ReportClientOptions options;
   options.socket_path = socket;
+  options.secret_file = Env(kReporterSecretFileEnv);
   options.task_id = Env(kReporterTaskIdEnv);
   if (options.task_id.empty()) options.task_id = program_invocation_short_name;
   const std::string parent = Env(kReporterParentSectionEnv);

@@ -7,8 +7,11 @@
 // Linking the target installs the listener (a static initializer appends it
 // to GoogleTest's listeners; the library is alwayslink). At program start it
 // reads the environment:
-// - TASKFORK_REPORTER_SOCKET: the server's socket. Unset or empty: the
-//   listener does nothing at all.
+// - TASKFORK_REPORTER_SOCKET: the server's address: its socket path,
+//   "unix:PATH" or "tcp:HOST:PORT". Unset or empty: the listener does
+//   nothing at all.
+// - TASKFORK_REPORTER_SECRET_FILE: the run's secret file (reporter.secret),
+//   needed over TCP.
 // - TASKFORK_REPORTER_TASK_ID: the task the tests belong to (default: the
 //   program's name).
 // - TASKFORK_REPORTER_PARENT_SECTION: a section id (decimal) the tests nest
@@ -31,6 +34,8 @@
 namespace taskfork::reporter {
 
 inline constexpr char kReporterSocketEnv[] = "TASKFORK_REPORTER_SOCKET";
+inline constexpr char kReporterSecretFileEnv[] =
+    "TASKFORK_REPORTER_SECRET_FILE";
 inline constexpr char kReporterTaskIdEnv[] = "TASKFORK_REPORTER_TASK_ID";
 inline constexpr char kReporterParentSectionEnv[] =
     "TASKFORK_REPORTER_PARENT_SECTION";

@@ -83,6 +83,31 @@ TEST(GtestListenerTest, ReportsEveryTestAsASection) {
   EXPECT_EQ(task->result().value(), RESULT_FAILED);
 }
 
+TEST(GtestListenerTest, ReportsOverTcpWithTheSecretFile) {
+  const std::string dir = MakeTempDir();
+  ReporterServerOptions o;
+  o.runinfo_dir = dir;
+  o.job_name = "job";
+  o.tcp_listen = "127.0.0.1:0";
+  auto server = ReporterServer::Start(o);
+  ASSERT_THAT(server, IsOk());
+  EXPECT_EQ(RunHelper({absl::StrCat(kReporterSocketEnv, "=", server->tcp_address()),
+                       absl::StrCat(kReporterSecretFileEnv, "=", server->secret_file()),
+                       absl::StrCat(kReporterTaskIdEnv, "=gt")}),
+            1);
+  // Without the secret: refused, the tests still run (one fails), unreported.
+  EXPECT_EQ(RunHelper({absl::StrCat(kReporterSocketEnv, "=", server->tcp_address()),
+                       absl::StrCat(kReporterTaskIdEnv, "=unreported")}),
+            1);
+  auto done = server->Finalize();
+  ASSERT_THAT(done, IsOk());
+  const TaskReport* task = FindTask(done->report, "gt");
+  ASSERT_NE(task, nullptr);
+  EXPECT_EQ(task->sections_size(), 4);
+  EXPECT_NE(FindSection(done->report, "gt", "HelperSuite.Passes"), nullptr);
+  EXPECT_EQ(FindTask(done->report, "unreported"), nullptr);
+}
+
 TEST(GtestListenerTest, WithoutTheVariableDoesNothing) {
   const std::string dir = MakeTempDir();
   ReporterServerOptions o;

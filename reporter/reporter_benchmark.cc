@@ -197,12 +197,14 @@ void BM_RawUnixSocket_Events(benchmark::State& state) {
   Record(state, events);
 }
 
-void BM_Reporter_Events(benchmark::State& state, int clients) {
+// `tcp`: the clients connect over loopback TCP with the run secret.
+void BM_Reporter_Events(benchmark::State& state, int clients, bool tcp = false) {
   char dir[] = "/tmp/reporter_bench_XXXXXX";
   PCHECK(::mkdtemp(dir) != nullptr);
   ReporterServerOptions options;
   options.runinfo_dir = dir;
   options.job_name = "bench";
+  if (tcp) options.tcp_listen = "127.0.0.1:0";
   auto server = ReporterServer::Start(options);
   if (!server.ok()) {
     state.SkipWithError(server.status().ToString().c_str());
@@ -213,7 +215,8 @@ void BM_Reporter_Events(benchmark::State& state, int clients) {
   for (int c = 0; c < clients; ++c) {
     workers.push_back(Spawn([&, c](int go, int done) {
       ReportClientOptions o;
-      o.socket_path = server->socket_path();
+      o.socket_path = tcp ? server->tcp_address() : server->socket_path();
+      o.secret_file = server->secret_file();
       o.task_id = absl::StrCat("client", c);
       auto client = ReportClient::Connect(o);
       if (!client.ok()) return;  // the parent sees EOF on `done`
@@ -257,10 +260,14 @@ void BM_Reporter_Events_1Client(benchmark::State& state) {
 void BM_Reporter_Events_8Clients(benchmark::State& state) {
   BM_Reporter_Events(state, 8);
 }
+void BM_Reporter_Events_1Client_Tcp(benchmark::State& state) {
+  BM_Reporter_Events(state, 1, /*tcp=*/true);
+}
 
 BENCHMARK(BM_RawUnixSocket_Events)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Reporter_Events_1Client)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Reporter_Events_8Clients)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Reporter_Events_1Client_Tcp)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Collects the events/s of every finished run for the summary.
 class SummaryReporter : public benchmark::ConsoleReporter {
@@ -299,8 +306,11 @@ int main(int argc, char** argv) {
   const double raw = get("BM_RawUnixSocket_Events");
   const double one = get("BM_Reporter_Events_1Client");
   const double eight = get("BM_Reporter_Events_8Clients");
+  const double tcp = get("BM_Reporter_Events_1Client_Tcp");
   std::printf("\nsummary (events/s): raw floor %.0f, reporter 1 client %.0f, "
-              "reporter 8 clients %.0f\n", raw, one, eight);
+              "reporter 8 clients %.0f, reporter 1 client over TCP %.0f\n",
+              raw, one, eight, tcp);
+  if (one > 0) std::printf("TCP / Unix socket, 1 client: %.2f\n", tcp / one);
   if (raw > 0) {
     std::printf("ratio to raw floor: 1 client %.2f, 8 clients %.2f "
                 "(target >= 0.50; 8 clients target >= 200000 events/s)\n",

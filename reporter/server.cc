@@ -1,6 +1,10 @@
 #include "reporter/server.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -30,9 +34,11 @@
 #include "fork/at_fork.h"
 #include "fork/process.h"
 #include "glog/logging.h"
+#include "reporter/address.h"
 #include "reporter/internal/io.h"
 #include "reporter/report_builder.h"
 #include "reporter/result.h"
+#include "reporter/secret.h"
 
 namespace taskfork::reporter {
 namespace {
@@ -43,6 +49,7 @@ using reporter_internal::WaitFd;
 
 constexpr uint64_t kListenKey = 0;
 constexpr uint64_t kControlKey = 1;
+constexpr uint64_t kTcpListenKey = 2;
 constexpr size_t kReadChunk = 256 * 1024;
 // Bytes read from one connection per wake-up, so one busy client cannot
 // starve the others.
@@ -64,15 +71,99 @@ void SetStatus(const absl::Status& status, ControlReply* reply) {
   reply->set_status_message(std::string(status.message()));
 }
 
+// "HOST:PORT" of a peer or bound socket address.
+std::string SockaddrToString(const sockaddr_storage& addr) {
+  char host[NI_MAXHOST];
+  char port[NI_MAXSERV];
+  if (::getnameinfo(reinterpret_cast<const sockaddr*>(&addr), sizeof(addr),
+                    host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    return "an unknown address";
+  }
+  if (addr.ss_family == AF_INET6) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+// The TCP listening socket for `listen` ("HOST:PORT"), and the address
+// clients connect to ("tcp:HOST:PORT", the bound port).
+absl::StatusOr<OwnedFd> ListenTcp(const std::string& listen,
+                                  std::string* client_address) {
+  TASKFORK_ASSIGN_OR_RETURN(ReporterAddress where, ParseListenAddress(listen));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* list = nullptr;
+  const std::string service = absl::StrCat(where.port);
+  const int rc =
+      ::getaddrinfo(where.host.c_str(), service.c_str(), &hints, &list);
+  if (rc != 0) {
+    if (rc == EAI_SYSTEM) return ErrnoError(errno, "getaddrinfo", where.host);
+    return absl::NotFoundError(
+        absl::StrCat("cannot resolve reporter listen host \"", where.host,
+                     "\" (of ", listen, "): ", ::gai_strerror(rc)));
+  }
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(list, ::freeaddrinfo);
+  absl::Status last = absl::NotFoundError(
+      absl::StrCat("no address to listen on for ", listen));
+  for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
+    OwnedFd fd(::socket(ai->ai_family,
+                        SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                        ai->ai_protocol));
+    if (!fd) {
+      last = ErrnoError(errno, "socket for reporter listen address", listen);
+      continue;
+    }
+    const int one = 1;
+    (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+      last = ErrnoError(errno, "bind reporter TCP listener to", listen);
+      continue;
+    }
+    if (::listen(fd.get(), SOMAXCONN) != 0) {
+      last = ErrnoError(errno, "listen on reporter TCP address", listen);
+      continue;
+    }
+    sockaddr_storage bound{};
+    socklen_t len = sizeof(bound);
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &len) !=
+        0) {
+      return ErrnoError(errno, "getsockname of reporter TCP listener", listen);
+    }
+    const uint16_t port =
+        bound.ss_family == AF_INET6
+            ? ntohs(reinterpret_cast<const sockaddr_in6*>(&bound)->sin6_port)
+            : ntohs(reinterpret_cast<const sockaddr_in*>(&bound)->sin_port);
+    ReporterAddress client;
+    client.kind = ReporterAddress::Kind::kTcp;
+    client.port = port;
+    client.host = where.host;
+    if (where.host == "0.0.0.0" || where.host == "::") {
+      // Every interface: other hosts reach it by this host's name.
+      char name[256] = {};
+      if (::gethostname(name, sizeof(name) - 1) != 0) {
+        return ErrnoError(errno, "gethostname for the reporter's TCP address");
+      }
+      client.host = name;
+    }
+    *client_address = client.ToString();
+    return fd;
+  }
+  return last;
+}
+
 // ---------------------------------------------------------------------------
 // The server process.
 
 class ServerLoop {
  public:
-  ServerLoop(ReporterServerOptions options, OwnedFd listen_fd, OwnedFd control,
+  ServerLoop(ReporterServerOptions options, OwnedFd listen_fd,
+             OwnedFd tcp_listen_fd, std::string secret, OwnedFd control,
              std::string bound_path, std::string short_dir)
       : options_(std::move(options)),
         listen_(std::move(listen_fd)),
+        tcp_listen_(std::move(tcp_listen_fd)),
+        secret_(std::move(secret)),
         control_(std::move(control)),
         control_decoder_(~0u >> 1),
         bound_path_(std::move(bound_path)),
@@ -84,10 +175,13 @@ class ServerLoop {
     epoll_.Reset(::epoll_create1(EPOLL_CLOEXEC));
     PCHECK(epoll_.valid()) << "epoll_create1";
     Watch(listen_.get(), kListenKey, EPOLLIN);
+    if (tcp_listen_) Watch(tcp_listen_.get(), kTcpListenKey, EPOLLIN);
     Watch(control_.get(), kControlKey, EPOLLIN);
     PCHECK(::fcntl(control_.get(), F_SETFL, O_NONBLOCK) == 0);
     LOG(INFO) << "reporter server (pid " << ::getpid() << ") listening on "
-              << bound_path_ << " for job " << options_.job_name;
+              << bound_path_
+              << (tcp_listen_ ? " and " + options_.tcp_listen : "")
+              << " for job " << options_.job_name;
     epoll_event events[64];
     while (!done_) {
       const int n = ::epoll_wait(epoll_.get(), events, 64, -1);
@@ -99,6 +193,8 @@ class ServerLoop {
         const uint64_t key = events[i].data.u64;
         if (key == kListenKey) {
           Accept();
+        } else if (key == kTcpListenKey) {
+          AcceptTcp();
         } else if (key == kControlKey) {
           OnControl();
         } else {
@@ -123,6 +219,8 @@ class ServerLoop {
     std::string task_id;
     int64_t pid = 0;
     pid_t peer_pid = 0;
+    // "HOST:PORT" of a TCP peer; empty on the Unix socket.
+    std::string peer_address;
     FrameDecoder decoder;
     std::string out;
     size_t out_begin = 0;
@@ -159,7 +257,13 @@ class ServerLoop {
       return absl::StrCat("reporter client of task ", c.task_id, " (pid ", c.pid, ")");
     }
     if (c.kind == Conn::kSubscriber) {
-      return absl::StrCat("reporter subscriber (pid ", c.peer_pid, ")");
+      return c.peer_address.empty()
+                 ? absl::StrCat("reporter subscriber (pid ", c.peer_pid, ")")
+                 : absl::StrCat("reporter subscriber at ", c.peer_address,
+                                " (pid ", c.pid, ")");
+    }
+    if (!c.peer_address.empty()) {
+      return absl::StrCat("reporter connection from ", c.peer_address);
     }
     return absl::StrCat("reporter connection from pid ", c.peer_pid);
   }
@@ -200,6 +304,41 @@ class ServerLoop {
       Watch(conn->fd.get(), conn->key, EPOLLIN);
       conns_.emplace(conn->key, std::move(conn));
     }
+  }
+
+  // TCP peers: no uid to check; the hello must carry the secret (Apply).
+  void AcceptTcp() {
+    for (;;) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof(peer);
+      OwnedFd fd(::accept4(tcp_listen_.get(), reinterpret_cast<sockaddr*>(&peer),
+                           &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+      if (!fd) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno != EAGAIN) PLOG(WARNING) << "reporter server: accept4 (TCP)";
+        return;
+      }
+      const int one = 1;
+      (void)::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      auto conn = std::make_unique<Conn>(options_.max_frame_size);
+      conn->key = next_key_++;
+      conn->peer_address = SockaddrToString(peer);
+      conn->fd = std::move(fd);
+      Watch(conn->fd.get(), conn->key, EPOLLIN);
+      conns_.emplace(conn->key, std::move(conn));
+    }
+  }
+
+  // Sends a Refusal (best effort: the socket buffer of a new connection is
+  // empty) and returns the error that closes the connection.
+  absl::Status Refuse(Conn* conn, const std::string& reason) {
+    ServerMessage refusal;
+    refusal.mutable_refusal()->set_reason(reason);
+    std::string frame;
+    AppendFrame(refusal, &frame);
+    (void)!::send(conn->fd.get(), frame.data(), frame.size(),
+                  MSG_NOSIGNAL | MSG_DONTWAIT);
+    return absl::PermissionDeniedError(reason);
   }
 
   // Reads what is available (up to the budget), applies complete frames, and
@@ -268,6 +407,18 @@ class ServerLoop {
       }
       const Hello& hello = m.hello();
       conn->pid = hello.pid() != 0 ? hello.pid() : conn->peer_pid;
+      if (!conn->peer_address.empty()) {
+        // Over TCP the secret stands in for the uid check.
+        if (hello.secret().empty() || !SecretsEqual(hello.secret(), secret_)) {
+          return Refuse(
+              conn, absl::StrCat("reporter server refuses the TCP connection "
+                                 "from ", conn->peer_address, ": ",
+                                 hello.secret().empty() ? "no secret"
+                                                        : "wrong secret",
+                                 " (read it from the run's ", kSecretFileName,
+                                 ")"));
+        }
+      }
       if (hello.role() == Hello::ROLE_SUBSCRIBER) {
         conn->kind = Conn::kSubscriber;
         subscribers_.push_back(conn->key);
@@ -277,17 +428,13 @@ class ServerLoop {
         }
         if (options_.registered_tasks_only &&
             !registered_.contains(hello.task_id())) {
-          const std::string reason = absl::StrCat(
-              "reporter server refuses pid ", conn->peer_pid, ": task \"",
-              hello.task_id(), "\" is not registered with this job");
-          ServerMessage refusal;
-          refusal.mutable_refusal()->set_reason(reason);
-          std::string frame;
-          AppendFrame(refusal, &frame);
-          // Best effort, as for another uid: the connection closes next.
-          (void)!::send(conn->fd.get(), frame.data(), frame.size(),
-                        MSG_NOSIGNAL | MSG_DONTWAIT);
-          return absl::PermissionDeniedError(reason);
+          return Refuse(
+              conn, absl::StrCat("reporter server refuses ",
+                                 conn->peer_address.empty()
+                                     ? absl::StrCat("pid ", conn->peer_pid)
+                                     : conn->peer_address,
+                                 ": task \"", hello.task_id(),
+                                 "\" is not registered with this job"));
         }
         conn->kind = Conn::kClient;
         conn->task_id = hello.task_id();
@@ -618,6 +765,7 @@ class ServerLoop {
 
   void RemoveSocketFiles() {
     listen_.Reset();
+    tcp_listen_.Reset();
     ::unlink(bound_path_.c_str());
     if (!short_dir_.empty()) {
       ::unlink(options_.socket_path.c_str());
@@ -630,6 +778,7 @@ class ServerLoop {
   // that did not say hello yet.
   void DrainClientsOf(const std::string& task_id) {
     Accept();
+    if (tcp_listen_) AcceptTcp();
     std::vector<uint64_t> keys;
     for (const auto& [key, conn] : conns_) {
       if (conn->kind == Conn::kNew ||
@@ -683,6 +832,8 @@ class ServerLoop {
 
   ReporterServerOptions options_;
   OwnedFd listen_;
+  OwnedFd tcp_listen_;  // invalid without TCP
+  std::string secret_;  // hex; the TCP hello must carry it
   OwnedFd control_;
   FrameDecoder control_decoder_;
   std::string bound_path_;
@@ -693,7 +844,7 @@ class ServerLoop {
   absl::flat_hash_map<uint64_t, std::unique_ptr<Conn>> conns_;
   absl::flat_hash_set<std::string> registered_;  // task ids of RegisterTask
   std::vector<uint64_t> subscribers_;
-  uint64_t next_key_ = 2;
+  uint64_t next_key_ = 3;
   ClientMessage message_;  // reused for parsing
   ServerMessage pending_event_;
   bool has_pending_event_ = false;
@@ -722,6 +873,8 @@ struct ReporterServer::Impl {
   std::string socket_path;
   std::string bound_path;
   std::string short_dir;  // fallback directory, if any
+  std::string tcp_address;  // "tcp:HOST:PORT", or empty
+  std::string secret_file;  // created by Start, or empty
   // Frames of posted (no-reply) requests not sent yet.
   std::string posted;
   ControlRequest posted_register, posted_started, posted_ended;
@@ -770,6 +923,7 @@ struct ReporterServer::Impl {
     if (server.has_value() && !Ended()) Noted(server->Kill());
     control.Reset();
     if (!finalized) {
+      if (!secret_file.empty()) ::unlink(secret_file.c_str());
       if (!bound_path.empty()) ::unlink(bound_path.c_str());
       if (!short_dir.empty()) {
         ::unlink(socket_path.c_str());
@@ -856,6 +1010,12 @@ pid_t ReporterServer::pid() const { return impl_->pid(); }
 const std::string& ReporterServer::socket_path() const {
   return impl_->socket_path;
 }
+const std::string& ReporterServer::tcp_address() const {
+  return impl_->tcp_address;
+}
+const std::string& ReporterServer::secret_file() const {
+  return impl_->secret_file;
+}
 const std::string& ReporterServer::bound_path() const {
   return impl_->bound_path;
 }
@@ -891,6 +1051,19 @@ absl::StatusOr<ReporterServer> ReporterServer::Start(
   impl->owner_pid = ::getpid();
   impl->control_timeout = options.control_timeout;
   impl->socket_path = options.socket_path;
+  OwnedFd tcp_listen_fd;
+  std::string secret;
+  if (!options.tcp_listen.empty()) {
+    TASKFORK_ASSIGN_OR_RETURN(
+        tcp_listen_fd, ListenTcp(options.tcp_listen, &impl->tcp_address));
+    if (options.secret_file.empty()) {
+      options.secret_file =
+          absl::StrCat(options.runinfo_dir, "/", kSecretFileName);
+    }
+    TASKFORK_ASSIGN_OR_RETURN(secret, CreateSecretFile(options.secret_file));
+    impl->secret_file = options.secret_file;  // the Impl removes it on failure
+    options.tcp_listen = impl->tcp_address;  // for the server's log
+  }
   if (options.socket_path.size() > kMaxSunPath) {
     std::string tmpl = options.short_socket_dir + "/taskfork-reporter-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) {
@@ -949,6 +1122,7 @@ absl::StatusOr<ReporterServer> ReporterServer::Start(
     raw->control.Reset();
     raw->owner_pid = -1;  // never clean up the parent's files from here
     ServerLoop loop(std::move(options), std::move(listen_fd),
+                    std::move(tcp_listen_fd), std::move(secret),
                     std::move(child_end), raw->bound_path, raw->short_dir);
     return loop.Run();
   });

@@ -2,7 +2,8 @@
 //
 //   ReporterServerOptions options;  options.runinfo_dir = dir;  options.job_name = "nightly";
 //   TASKFORK_ASSIGN_OR_RETURN(ReporterServer server, ReporterServer::Start(options));
-//   ... tasks connect ReportClients to server.socket_path() ...
+//   ... tasks connect ReportClients to server.socket_path() (or, with
+//   options.tcp_listen, to server.tcp_address() with server.secret_file()) ...
 //   TASKFORK_ASSIGN_OR_RETURN(FinalizeResult done, server.Finalize());
 //
 // The parent (the runner) creates the listening socket, then forks the server
@@ -14,6 +15,14 @@
 //   RecordTaskResult, Finalize), so only it can finalize.
 // Security: the socket is mode 0600 and every peer's uid is checked with
 // SO_PEERCRED; other users get a Refusal frame and are disconnected.
+// Optionally (tcp_listen) the server also listens on TCP, for task processes
+// on other hosts: there the peer's uid is unknown, so a TCP peer must send
+// the run's secret (secret.h; the file reporter.secret, mode 0600, in the
+// runinfo directory) in its hello, or it gets a Refusal ("no secret" /
+// "wrong secret"), the refusal is logged with the peer's address, and the
+// connection closes before it can add anything to the report. TCP is not
+// encrypted: the secret keeps other users and hosts out, not an eavesdropper
+// on the network.
 // Robustness: a malformed, oversize or out-of-order frame closes only that
 // connection: the reason is logged, the task is marked Errored, and the
 // connection's open sections are stopped as Errored with the reason
@@ -73,6 +82,12 @@ struct ReporterServerOptions {
   std::string short_socket_dir = "/tmp";
   // How long RegisterTask() / RecordTaskResult() wait for the server.
   absl::Duration control_timeout = absl::Seconds(30);
+  // Also listen on TCP at "HOST:PORT" ("0.0.0.0:0": every interface, an
+  // ephemeral port; see tcp_address()). Empty: the Unix socket only.
+  std::string tcp_listen;
+  // With tcp_listen: the secret file to create (never overwritten). Empty:
+  // <runinfo_dir>/reporter.secret.
+  std::string secret_file;
   // Refuse a client whose hello names a task that was not registered with
   // RegisterTask() (Refusal frame, logged, connection closed), so a foreign
   // or confused program cannot add tasks to the report. The runner sets it;
@@ -95,9 +110,11 @@ class ReporterServer {
   // Validates `options`, creates and binds the socket (mode 0600), forks the
   // server process and returns once clients can connect (connections queue
   // in the listen backlog until the loop runs). Errors: kInvalidArgument
-  // (empty job name or runinfo_dir, runinfo_dir not a directory), kNotFound
-  // (runinfo_dir missing), kAlreadyExists (the socket path exists), the
-  // errno's code for socket/bind/listen/fork failures, naming the path.
+  // (empty job name or runinfo_dir, runinfo_dir not a directory, a malformed
+  // tcp_listen), kNotFound (runinfo_dir missing, a tcp_listen host that does
+  // not resolve), kAlreadyExists (the socket path or the secret file exists),
+  // the errno's code for socket/bind/listen/fork failures, naming the path
+  // or address.
   static absl::StatusOr<ReporterServer> Start(ReporterServerOptions options);
 
   ReporterServer(ReporterServer&& other) noexcept;
@@ -105,7 +122,7 @@ class ReporterServer {
   ReporterServer(const ReporterServer&) = delete;
   ReporterServer& operator=(const ReporterServer&) = delete;
   // If not finalized: SIGKILLs and reaps the server process and removes the
-  // socket files; no report is written (use a ReportBuilder to write one).
+  // socket files and the secret file; no report is written (use a ReportBuilder to write one).
   ~ReporterServer();
 
   // The server process. Do not reap it yourself: a runner that calls
@@ -115,6 +132,13 @@ class ReporterServer {
   // What clients connect to (give it to tasks, e.g. in
   // TASKFORK_REPORTER_SOCKET).
   const std::string& socket_path() const;
+  // With tcp_listen: "tcp:HOST:PORT" for clients (ReportClientOptions::
+  // socket_path), with the bound port; HOST is this host's name
+  // (gethostname) when listening on every interface. Empty without TCP.
+  const std::string& tcp_address() const;
+  // With tcp_listen: the secret file clients read (ReportClientOptions::
+  // secret_file); it stays after Finalize(). Empty without TCP.
+  const std::string& secret_file() const;
   // Where the socket is bound: socket_path(), or the short fallback path.
   const std::string& bound_path() const;
   // The runner's end of the control socket: readable with end-of-file once

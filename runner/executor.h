@@ -34,7 +34,11 @@ struct TaskLaunch {
   const TaskDefinition* definition = nullptr;  // outlives the run
   std::string log_path;                        // the task's TaskLog
   std::string runinfo_dir;
-  std::string reporter_socket;  // empty: no reporter
+  // The reporter's address: its socket path, or "tcp:HOST:PORT" (then with
+  // the run's secret file) when the runtime listens on TCP
+  // (RuntimeOptions::reporter_listen). Empty: no reporter.
+  std::string reporter_socket;
+  std::string reporter_secret_file;
   StdinPolicy task_stdin = StdinPolicy::kDevNull;
   // Set for one shard of a sharded GoogleTest task.
   std::optional<GTestShard> shard;

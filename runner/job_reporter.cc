@@ -11,12 +11,14 @@
 namespace taskfork::runner {
 
 absl::StatusOr<JobReporter> JobReporter::Start(const RunInfo& runinfo,
-                                               const std::string& job_name) {
+                                               const std::string& job_name,
+                                               const std::string& tcp_listen) {
   reporter::ReporterServerOptions options;
   options.runinfo_dir = runinfo.dir();
   options.job_name = job_name;
   options.job_id = runinfo.uid();
   options.registered_tasks_only = true;  // RegisterTask registers each
+  options.tcp_listen = tcp_listen;
   auto server = reporter::ReporterServer::Start(std::move(options));
   if (!server.ok()) {
     LOG(ERROR) << "reporter: " << server.status();
@@ -27,12 +29,20 @@ absl::StatusOr<JobReporter> JobReporter::Start(const RunInfo& runinfo,
   JobReporter reporter;
   reporter.server_.emplace(*std::move(server));
   LOG(INFO) << "reporter server pid " << reporter.server_->pid() << " on "
-            << reporter.server_->socket_path();
+            << reporter.server_->socket_path()
+            << (tcp_listen.empty() ? "" : " and ")
+            << reporter.server_->tcp_address();
   return reporter;
 }
 
 std::string JobReporter::socket_path() const {
   return server_.has_value() ? server_->socket_path() : "";
+}
+std::string JobReporter::tcp_address() const {
+  return server_.has_value() ? server_->tcp_address() : "";
+}
+std::string JobReporter::secret_file() const {
+  return server_.has_value() ? server_->secret_file() : "";
 }
 int JobReporter::control_fd() const {
   return server_.has_value() ? server_->control_fd() : -1;

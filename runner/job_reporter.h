@@ -34,11 +34,13 @@ namespace taskfork::runner {
 // Move-only; thread-compatible (the runner's thread).
 class JobReporter {
  public:
-  // Starts the server for `runinfo` (only registered tasks may report).
+  // Starts the server for `runinfo` (only registered tasks may report),
+  // also listening on TCP at `tcp_listen` ("HOST:PORT") unless it is empty.
   // Errors: ReporterServer::Start's, prefixed "cannot start the reporter
   // server: ".
   static absl::StatusOr<JobReporter> Start(const RunInfo& runinfo,
-                                           const std::string& job_name);
+                                           const std::string& job_name,
+                                           const std::string& tcp_listen = "");
 
   // Called once with the server's control descriptor when the server is
   // found dead (stop watching it).
@@ -48,6 +50,10 @@ class JobReporter {
 
   // The socket clients connect to; "" once the server is gone.
   std::string socket_path() const;
+  // With TCP: "tcp:HOST:PORT" and the secret file; "" without TCP or once
+  // the server is gone.
+  std::string tcp_address() const;
+  std::string secret_file() const;
   // Readable when the server died; -1 once gone.
   int control_fd() const;
   pid_t pid() const;

@@ -31,6 +31,7 @@ absl::StatusOr<pid_t> LocalExecutor::Start(RunId run,
   config.log_path = launch.log_path;
   config.runinfo_dir = launch.runinfo_dir;
   config.reporter_socket = launch.reporter_socket;
+  config.reporter_secret_file = launch.reporter_secret_file;
   config.command_stdin = launch.task_stdin == StdinPolicy::kDevNull
                              ? StdinPolicy::kDevNull
                              : StdinPolicy::kInherit;

@@ -3,7 +3,7 @@
 //   tools/bazel run //runner -- runner/examples/demo.textpb
 //   runner [--runinfo_dir=DIR] [--archive_dir=DIR] [--max_parallel=N]
 //          [--task=REGEX] [--retries=N] [--rerun_failed] [--interactive]
-//          [--no_progress] JOB_SPEC
+//          [--reporter_listen=HOST:PORT] [--no_progress] JOB_SPEC
 //
 // Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
 // spec; 3 infrastructure failure (runinfo, /dev/shm, reporter, report files,
@@ -27,6 +27,7 @@
 #include "runner/job_spec.h"
 #include "runner/rerun.h"
 #include "runner/runtime.h"
+#include "reporter/address.h"
 #include "runner/task_function.h"
 #include "runner/task_selection.h"
 
@@ -64,6 +65,11 @@ constexpr char kUsage[] =
     "                      nothing failed: exit code 0, nothing runs)\n"
     "  --interactive       one task at a time with the terminal as stdin, so\n"
     "                      a debugger or prompt works inside a task\n"
+    "  --reporter_listen=HOST:PORT\n"
+    "                      the reporter also listens on TCP there (port 0:\n"
+    "                      any; 0.0.0.0:0 for every interface) and tasks\n"
+    "                      report over TCP with the run's secret from\n"
+    "                      <run>/reporter.secret (mode 0600); not encrypted\n"
     "  --no_progress       one line per finished task even on a terminal\n"
     "  --help              this text\n"
     "\n"
@@ -80,6 +86,7 @@ struct Arguments {
   int max_parallel = 0;
   std::optional<std::string> task_pattern;  // --task
   int retries = 0;
+  std::string reporter_listen;
   bool rerun_failed = false;
   bool interactive = false;
   bool progress = true;
@@ -164,6 +171,12 @@ int Main(int argc, char** argv) {
         return BadArguments(absl::StrCat("--retries wants a number from 0 to ",
                                          kMaxRetries, ", got \"", value, "\""));
       }
+    } else if (value_of("--reporter_listen", &value)) {
+      if (auto listen = reporter::ParseListenAddress(value); !listen.ok()) {
+        return BadArguments(absl::StrCat(
+            "--reporter_listen: ", listen.status().message()));
+      }
+      args.reporter_listen = value;
     } else if (absl::StartsWith(arg, "-")) {
       return BadArguments(absl::StrCat("unknown option ", arg));
     } else {
@@ -237,6 +250,7 @@ int Main(int argc, char** argv) {
   options.spec_text = job->spec_text;
   options.termination_grace = job->termination_grace;
   options.retries = args.retries;
+  options.reporter_listen = args.reporter_listen;
   options.console_fd = STDOUT_FILENO;
   // No status block redrawn under a task that talks to the terminal.
   options.console_is_tty =

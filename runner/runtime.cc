@@ -249,7 +249,8 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
   }
 
   TASKFORK_ASSIGN_OR_RETURN(JobReporter reporter,
-                            JobReporter::Start(info, opts.job_name));
+                            JobReporter::Start(info, opts.job_name,
+                                               opts.reporter_listen));
   runtime->reporter_.emplace(std::move(reporter));
 
   // SIGINT / SIGTERM become events of the scheduler's loop. Task processes
@@ -264,6 +265,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
   hooks.before_start = [r](size_t, TaskLaunch* launch) {
     r->reporter_->Sync();
     launch->reporter_socket = r->reporter_socket();  // "" once it died
+    launch->reporter_secret_file = r->reporter_->secret_file();
   };
   hooks.on_started = [r](size_t index) { r->OnStarted(index); };
   hooks.on_done = [r](size_t index) { r->OnDone(index); };
@@ -303,7 +305,9 @@ Runtime::~Runtime() {
 }
 
 std::string Runtime::reporter_socket() const {
-  return reporter_.has_value() ? reporter_->socket_path() : "";
+  if (!reporter_.has_value()) return "";
+  const std::string tcp = reporter_->tcp_address();
+  return tcp.empty() ? reporter_->socket_path() : tcp;
 }
 
 TaskRecord Runtime::Record(const Task& task) const {

@@ -81,6 +81,12 @@ struct RuntimeOptions {
   // report keeps every attempt, and what passed after failing is flaky.
   // Sharded tasks are not retried.
   int retries = 0;
+  // If set ("HOST:PORT", e.g. "0.0.0.0:0"), the reporter also listens on
+  // TCP there (reporter/server.h: tcp_listen, with the run's secret in
+  // reporter.secret) and tasks report over TCP: TaskLaunch carries the
+  // "tcp:HOST:PORT" address and the secret file instead of the Unix socket,
+  // for task processes on other hosts. TCP is not encrypted.
+  std::string reporter_listen;
   // JobLog lines of this severity and above also go to the screen.
   std::optional<google::LogSeverity> screen_log_severity = google::GLOG_WARNING;
 };
@@ -224,7 +230,8 @@ class Runtime {
   const RunInfo& runinfo() const { return runinfo_; }
   const RuntimeOptions& options() const { return options_; }
   const std::vector<std::unique_ptr<Task>>& tasks() const { return tasks_; }
-  // The reporter's socket ("" once it died).
+  // The reporter's address for tasks: its socket, or "tcp:HOST:PORT" with
+  // reporter_listen ("" once it died).
   std::string reporter_socket() const;
   // True after the first SIGINT/SIGTERM.
   bool interrupted() const { return scheduler_->interrupted(); }

@@ -201,6 +201,84 @@ TEST_F(RuntimeInterruptTest, RunnerReportsStartAndEndOfSilentAndReportingTasks) 
   EXPECT_THAT(reporting_part, ::testing::HasSubstr("probe"));
 }
 
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+}
+
+// With reporter_listen, tasks report over TCP with the run's secret: a
+// function task through its ReportClient, a command task (a GoogleTest
+// binary linking //reporter:gtest_listener, run as a plain command) through
+// the environment.
+TEST_F(RuntimeInterruptTest, TasksReportOverTcpWithReporterListen) {
+  RuntimeOptions options;
+  options.job_name = "tcp";
+  options.runinfo_root = absl::StrCat(std::getenv("TEST_TMPDIR"), "/runs");
+  options.console_fd = -1;
+  options.screen_log_severity = std::nullopt;
+  options.reporter_listen = "127.0.0.1:0";
+  auto created = Runtime::Create(std::move(options));
+  ASSERT_THAT(created, IsOk());
+  std::unique_ptr<Runtime> runtime = std::move(*created);
+  EXPECT_THAT(runtime->reporter_socket(), ::testing::StartsWith("tcp:127.0.0.1:"));
+  const std::string secret = runtime->runinfo().Path("reporter.secret");
+  struct stat st;
+  ASSERT_EQ(::stat(secret.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  ASSERT_THAT(runtime->AddTask({.id = "function",
+                                .body = [](TaskContext& context) {
+                                  if (context.reporter() == nullptr) {
+                                    return absl::InternalError("no reporter");
+                                  }
+                                  {
+                                    auto s = context.reporter()->Section(
+                                        "probe over tcp");
+                                  }
+                                  return context.reporter()->Sync();
+                                }}),
+              IsOk());
+  TaskDefinition command;
+  command.id = "listener";
+  command.argv = {absl::StrCat(std::getenv("TEST_SRCDIR"),
+                               "/taskfork/reporter/gtest_listener_test_helper")};
+  command.env.emplace_back("TESTBRIDGE_TEST_ONLY", "*");
+  ASSERT_THAT(runtime->AddTask(std::move(command)), IsOk());
+  TaskDefinition env;
+  env.id = "env";
+  env.argv = {"/bin/sh", "-c",
+              "echo \"address=$TASKFORK_REPORTER_SOCKET\"; "
+              "echo \"secret=$TASKFORK_REPORTER_SECRET_FILE\""};
+  ASSERT_THAT(runtime->AddTask(std::move(env)), IsOk());
+  runtime->RunAll(3);
+  const std::string address = runtime->reporter_socket();
+  std::string env_log;
+  for (const auto& task : runtime->tasks()) {
+    if (task->id() == "env") env_log = ReadWhole(task->log_path());
+  }
+  EXPECT_THAT(env_log, ::testing::HasSubstr("address=" + address));
+  EXPECT_THAT(env_log, ::testing::HasSubstr("secret=" + secret));
+  // The helper has a failing test.
+  EXPECT_EQ(runtime->Finish(), kExitSomeDidNotSucceed);
+  const std::string json = ReadWhole(runtime->runinfo().Path("results.json"));
+  EXPECT_THAT(json, ::testing::HasSubstr("probe over tcp"));
+  EXPECT_THAT(json, ::testing::HasSubstr("HelperSuite.Passes"));
+  EXPECT_THAT(json, ::testing::HasSubstr("second failure"));
+}
+
+TEST_F(RuntimeInterruptTest, MalformedReporterListenIsAnError) {
+  RuntimeOptions options;
+  options.job_name = "badlisten";
+  options.runinfo_root = absl::StrCat(std::getenv("TEST_TMPDIR"), "/runs");
+  options.console_fd = -1;
+  options.screen_log_severity = std::nullopt;
+  options.reporter_listen = "127.0.0.1";
+  EXPECT_THAT(Runtime::Create(std::move(options)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("\"127.0.0.1\"")));
+}
+
 // Sharded GoogleTest command tasks, with runner/sharded_gtest_test_helper.
 class RuntimeShardsTest : public RuntimeInterruptTest {
  protected:

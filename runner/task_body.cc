@@ -172,7 +172,11 @@ TaskFunctionOutcome RunCommand(const TaskBodyConfig& config) {
     // Live reporting for binaries linking //reporter:gtest_listener (a gtest
     // task is reported from its JSON output or stream instead, not twice).
     env.emplace_back(kReporterSocketEnv, config.reporter_socket);
+    if (!config.reporter_secret_file.empty()) {
+      env.emplace_back(kReporterSecretFileEnv, config.reporter_secret_file);
+    }
     env.emplace_back(kTaskIdEnv, task.id);
+    env.emplace_back(kReporterTaskIdEnv, task.id);
   }
   auto process = SpawnCommand(config, task.argv, env);
   if (!process.ok()) {
@@ -585,6 +589,7 @@ std::string RunTaskBody(const TaskBodyConfig& config) {
     connect_tried = true;
     reporter::ReportClientOptions options;
     options.socket_path = config.reporter_socket;
+    options.secret_file = config.reporter_secret_file;
     options.task_id = task.id;
     options.log_position = []() -> std::optional<reporter::LogPosition> {
       tasklog::TaskLog* current = tasklog::TaskLog::Current();

@@ -27,7 +27,8 @@ struct TaskBodyConfig {
   const TaskDefinition* definition = nullptr;
   std::string log_path;
   std::string runinfo_dir;
-  std::string reporter_socket;  // empty: no reporter
+  std::string reporter_socket;  // an address (TaskLaunch); empty: no reporter
+  std::string reporter_secret_file;  // with a tcp: reporter_socket
   StdinPolicy command_stdin = StdinPolicy::kDevNull;
   // Whether the task's stdout and stderr go into its TaskLog (the default);
   // false in interactive mode, where they stay the terminal so that a

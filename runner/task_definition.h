@@ -21,10 +21,17 @@
 
 namespace taskfork::runner {
 
-// Environment of command tasks: the reporter socket and the task id, for
-// binaries linking //reporter:gtest_listener.
+// Environment of command tasks: the reporter's address (socket path or
+// tcp:HOST:PORT), its secret file (over TCP) and the task id, for binaries
+// linking //reporter:gtest_listener.
 inline constexpr char kReporterSocketEnv[] = "TASKFORK_REPORTER_SOCKET";
+inline constexpr char kReporterSecretFileEnv[] =
+    "TASKFORK_REPORTER_SECRET_FILE";
 inline constexpr char kTaskIdEnv[] = "TASKFORK_TASK_ID";
+// The task id under the name //reporter:gtest_listener reads (without it
+// the listener reports as the program's name, which the runner's reporter
+// refuses: not a registered task).
+inline constexpr char kReporterTaskIdEnv[] = "TASKFORK_REPORTER_TASK_ID";
 
 // One shard of a sharded GoogleTest task (TaskDefinition::shards > 1).
 struct GTestShard {

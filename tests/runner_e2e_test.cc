@@ -543,6 +543,35 @@ TEST_F(RunnerE2ETest, RetriesMustBeANumberInRange) {
   }
 }
 
+TEST_F(RunnerE2ETest, ReporterListenReportsOverTcpWithTheRunSecret) {
+  EXPECT_EQ(Run("task { id: \"ok\" function { name: \"e2e_ok\" } }\n"
+                "task { id: \"env\" command { argv: \"/bin/sh\" argv: \"-c\" "
+                "argv: \"echo at=$TASKFORK_REPORTER_SOCKET\" } }\n",
+                {"--reporter_listen=127.0.0.1:0"}),
+            0);
+  const Struct ok = TaskOf(Results(), "ok");
+  ASSERT_EQ(ok.fields().at("sections").list_value().values_size(), 1);
+  EXPECT_EQ(ok.fields().at("sections").list_value().values(0).struct_value()
+                .fields().at("name").string_value(),
+            "only");
+  EXPECT_THAT(ReadFile(RunInfoDir() + "/TaskLog.env"),
+              ContainsRegex("at=tcp:127[.]0[.]0[.]1:[1-9][0-9]*\n"));
+  struct stat st;
+  ASSERT_EQ(::stat((RunInfoDir() + "/reporter.secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(RunnerE2ETest, MalformedReporterListenExitsTwo) {
+  for (const char* bad : {"--reporter_listen=", "--reporter_listen=host",
+                          "--reporter_listen=host:70000"}) {
+    Process runner = StartRunner({bad, "x"});
+    EXPECT_EQ(Finish(runner), 2) << bad;
+    EXPECT_THAT(Stderr(), HasSubstr("--reporter_listen: malformed reporter "
+                                    "listen address"))
+        << bad;
+  }
+}
+
 TEST_F(RunnerE2ETest, CommandThatCannotBeExecutedIsErroredNamingTheProgram) {
   // Executable, so the job spec accepts it, but its interpreter is missing:
   // execve fails with ENOENT.

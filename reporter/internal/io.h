@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -43,6 +44,17 @@ struct RetryPolicy {
 // the attempts and the last errno; those of ConnectablePath.
 absl::StatusOr<OwnedFd> ConnectUnix(const std::string& path,
                                     const RetryPolicy& retry);
+
+// A non-blocking, close-on-exec TCP socket (TCP_NODELAY) connected to
+// `host`:`port` (resolved with getaddrinfo; each address is tried), waiting
+// at most `connect_timeout` per attempt, and retrying ECONNREFUSED,
+// ETIMEDOUT, EHOSTUNREACH, ENETUNREACH and a temporary resolver failure with
+// the backoff of `retry`. Errors: kNotFound at once when `host` does not
+// resolve (naming it); kUnavailable after the last attempt, naming
+// host:port, the attempts and the last error; other socket errors' codes.
+absl::StatusOr<OwnedFd> ConnectTcp(const std::string& host, uint16_t port,
+                                   const RetryPolicy& retry,
+                                   absl::Duration connect_timeout);
 
 // Sends all of `data` on non-blocking socket `fd` (MSG_NOSIGNAL), waiting in
 // poll() until `deadline`. Errors: kUnavailable when the peer is gone

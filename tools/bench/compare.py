@@ -572,6 +572,11 @@ FIGURES: Tuple[Figure, ...] = (
            bm("reporter", "BM_Reporter_Events_1Client", field="events/s"),
            floor=bm("reporter", "BM_RawUnixSocket_Events", field="events/s",
                     label="raw Unix socket")),
+    Figure("reporter", "events applied, 1 client over loopback TCP", RATE,
+           "events",
+           bm("reporter", "BM_Reporter_Events_1Client_Tcp", field="events/s"),
+           peer=bm("reporter", "BM_Reporter_Events_1Client", field="events/s",
+                   label="the same over the Unix socket")),
     # //runner: N no-op function tasks, max_parallel 2, end to end.
     Figure("runner", "job of {runner_tasks} no-op tasks, 2 at a time, per task",
            TIME, "",
