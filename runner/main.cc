@@ -258,6 +258,7 @@ int Main(int argc, char** argv) {
     task.timeout = spec.timeout;
     if (spec.kind == JobTask::Kind::kFunction) {
       task.body = TaskRegistry::Global().Find(spec.function)->function;
+      task.function_name = spec.function;
       task.args = spec.args;
     } else {
       task.argv = spec.argv;
