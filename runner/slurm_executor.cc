@@ -382,7 +382,8 @@ void SlurmExecutor::ReadWorker(Worker& worker) {
     } else {
       worker.hello = **std::move(hello);
       worker.authenticated = true;
-      LOG(INFO) << Describe(worker) << " connected";
+      LOG(INFO) << Describe(worker) << " connected (worker pid "
+                << worker.hello.pid << ")";
       return;
     }
     LOG(WARNING) << "refused a connection to the slurm executor at "
