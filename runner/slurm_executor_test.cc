@@ -63,6 +63,7 @@ namespace {
 using ::taskfork::testing::IsOk;
 using ::taskfork::testing::IsOkAndHolds;
 using ::taskfork::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using reporter::Result;
 
@@ -268,6 +269,34 @@ TEST_F(SlurmExecutorTest, DestroyingTheExecutorEndsWorkersAndTasks) {
   struct stat st;
   EXPECT_NE(::stat((dir_ + "/" + kWorkerTokenFile).c_str(), &st), 0)
       << "token file left";
+}
+
+TEST_F(SlurmExecutorTest, WorkerThatCannotWriteTheRunInfoDirSaysSo) {
+  // The worker runs in a mount namespace where the runinfo directory is
+  // read-only (root writes through permission bits).
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  ASSERT_GT(n, 0);
+  SlurmExecutorOptions options;
+  options.job_name = "test";
+  options.run_uid = "1";
+  options.runinfo_dir = dir_;
+  options.use_srun = false;
+  options.worker_binary = "/usr/bin/unshare";
+  options.worker_args = {
+      "-m", "/bin/sh", "-c",
+      absl::StrCat("mount --bind ", dir_, " ", dir_, " && mount -o "
+                   "remount,bind,ro ", dir_, " && exec \"$0\" \"$@\""),
+      std::string(exe, n)};
+  absl::StatusOr<std::unique_ptr<SlurmExecutor>> executor =
+      SlurmExecutor::Create(std::move(options));
+  ASSERT_THAT(executor.status(), IsOk());
+  EXPECT_THAT(
+      (*executor)->Start(1, Launch(Function("p", "slurm_test_pass"))),
+      StatusIs(absl::StatusCode::kUnavailable,
+               AllOf(HasSubstr(absl::StrCat(" cannot write ", dir_, ": open ",
+                                            dir_, "/.worker-")),
+                     HasSubstr("EROFS"))));
 }
 
 // A raw client of the executor's listener.
