@@ -9,76 +9,8 @@
 # - a runner killed with SIGKILL mid-task leaves no job and no process.
 set -euo pipefail
 
-runfiles="${RUNFILES_DIR:-$0.runfiles}/taskfork"
-runner="${runfiles}/runner/runner"
-cluster="${runfiles}/tools/slurm/cluster.sh"
-demo="${runfiles}/runner/examples/demo.textpb"
-
-# Unix sockets live under the cluster directory: it must be short.
-dir="$(mktemp -d /tmp/taskfork-slurm-e2e.XXXXXX)"
-cleanup() {
-  "${cluster}" down "${dir}" >/dev/null 2>&1 || true
-  rm -rf "${dir}"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-# wait_gone SECONDS PID...: the processes (not ours) are gone or zombies.
-wait_gone() {
-  local deadline=$((SECONDS + $1))
-  shift
-  local pid
-  for pid in "$@"; do
-    while [[ -e "/proc/${pid}" ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/${pid}/status" 2>/dev/null; do
-      ((SECONDS < deadline)) || return 1
-      sleep 0.05
-    done
-  done
-}
-
-# queue_empty SECONDS: squeue lists no job (scancel is asynchronous).
-queue_empty() {
-  local deadline=$((SECONDS + $1))
-  while [[ -n "$(squeue -h -o %i)" ]]; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.05
-  done
-}
-
-# The report without what differs between two runs of one job.
-normalize_json() {
-  python3 - "$1" <<'EOF'
-import json, re, sys
-DROP = {"starttime", "stoptime", "runtime", "logfile", "pids", "pid", "logs",
-        "host", "id", "time", "timestamp"}
-def norm(v):
-    if isinstance(v, dict):
-        return {k: norm(x) for k, x in sorted(v.items()) if k not in DROP}
-    if isinstance(v, list):
-        return [norm(x) for x in v]
-    if isinstance(v, str):
-        return re.sub(r"pid \d+", "pid N", v)
-    return v
-report = json.load(open(sys.argv[1]))["report"]
-tasks = [dict(norm(t), task_id=t["id"]) for t in report["tasks"]]
-print(json.dumps({"result": norm(report["result"]),
-                  "summary": norm(report["summary"]),
-                  "task_summary": norm(report["task_summary"]),
-                  "tasks": tasks}, indent=1, sort_keys=True))
-EOF
-}
-normalize_xml() {
-  sed -E -e 's/ (time|timestamp|hostname)="[^"]*"//g' -e 's/pid [0-9]+/pid N/g' \
-    -e 's#/[^ <"]*/(TaskLog[^ <"]*)#\1#g' "$1"
-}
-
-"${cluster}" up "${dir}" >/dev/null
-# shellcheck disable=SC1091
-. "${dir}/env.sh"
+# shellcheck source=runner/slurm_test_lib.sh
+. "${RUNFILES_DIR:-$0.runfiles}/taskfork/runner/slurm_test_lib.sh"
 
 run_demo() {  # run_demo ROOT ARGS...: prints the exit code
   local root="$1"
@@ -108,7 +40,7 @@ grep -q '"pids":\[[0-9]' "${slurm_run}/results.json" || fail "no task pids in th
 [[ ! -e "${slurm_run}/slurm_worker.token" ]] || fail "token file left behind"
 
 queue_empty 1 || fail "squeue after the run: $(squeue)"
-worker="$(sed -n 's/.*connected (worker pid \([0-9]*\)).*/\1/p' "${slurm_run}/JobLog.demo")"
+worker="$(worker_pid "${slurm_run}" demo)"
 mapfile -t task_pids < <(grep -o '"pids":\[[0-9,]*\]' "${slurm_run}/results.json" | grep -o '[0-9]\+')
 wait_gone 5 "${worker}" "${task_pids[@]}" || fail "a worker or task process outlived the run"
 
@@ -127,7 +59,7 @@ mkdir -p "${dir}/killed"
 runner_pid=$!
 read -r task_pid <"${dir}/fifo"  # blocks until the task runs on the node
 killed_run="$(ls -d "${dir}"/killed/block.*)"
-worker="$(sed -n 's/.*connected (worker pid \([0-9]*\)).*/\1/p' "${killed_run}/JobLog.block")"
+worker="$(worker_pid "${killed_run}" block)"
 [[ -n "$(squeue -h -o %i)" ]] || fail "no slurm job while the task runs"
 kill -KILL "${runner_pid}"
 wait "${runner_pid}" || true
