@@ -200,7 +200,16 @@ absl::Status SlurmExecutor::Launch() {
     const bool launcher_alive = std::any_of(
         launchers_.begin(), launchers_.end(),
         [](const auto& p) { return !p->reaped(); });
-    if (!launcher_alive) break;
+    if (!launcher_alive) {
+      // A worker that said why it cannot work and exited left its hello in
+      // the socket (and its connection in the backlog): accept and read
+      // what is there, without waiting, so that the reason is not lost.
+      for (int round = 0; round < 3; ++round) {
+        std::vector<int> unused;
+        TASKFORK_RETURN_IF_ERROR(Pump(absl::InfinitePast(), {}, &unused));
+      }
+      break;
+    }
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           Authenticated(), " of ", options_.nodes, " slurm worker(s) of job ",
