@@ -365,6 +365,181 @@ TEST_F(SlurmExecutorTest, RefusesWrongTokenGarbageAndOversizeHellos) {
   EXPECT_EQ(executor->worker_pids().size(), 1u);
 }
 
+TEST(SlurmExecutorCreate, ChecksOptionsAndTheSlurmCommands) {
+  const std::string dir = TmpDir() + "/create";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  SlurmExecutorOptions zero;
+  zero.runinfo_dir = dir;
+  zero.nodes = 0;
+  EXPECT_THAT(SlurmExecutor::Create(zero),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("slurm nodes must be >= 1, got 0")));
+  SlurmExecutorOptions no_dir;
+  EXPECT_THAT(SlurmExecutor::Create(no_dir),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("no runinfo directory")));
+  SlurmExecutorOptions host;
+  host.runinfo_dir = dir;
+  host.use_srun = false;
+  host.listen_host = "localhost";
+  EXPECT_THAT(SlurmExecutor::Create(host),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("\"localhost\" is not an IPv4 address")));
+  SlurmExecutorOptions missing_dir;
+  missing_dir.runinfo_dir = dir + "/missing";
+  missing_dir.use_srun = false;
+  EXPECT_THAT(SlurmExecutor::Create(missing_dir),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr(dir + "/missing/slurm_worker.token")));
+  const std::string path = std::getenv("PATH");
+  ASSERT_EQ(::setenv("PATH", "/nonexistent", 1), 0);
+  SlurmExecutorOptions no_srun;
+  no_srun.runinfo_dir = dir;
+  EXPECT_THAT(SlurmExecutor::Create(no_srun),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("srun is not on PATH (/nonexistent)")));
+  ASSERT_EQ(::setenv("PATH", path.c_str(), 1), 0);
+}
+
+// A worker of the test's own, speaking the protocol by hand: the executor's
+// launcher is /bin/true (no real worker), so every run goes to it.
+class FakeWorkerTest : public SlurmExecutorTest {
+ protected:
+  void SetUp() override {
+    SlurmExecutorTest::SetUp();
+    SlurmExecutorOptions options;
+    options.job_name = "fake";
+    options.run_uid = "1";
+    options.runinfo_dir = dir_;
+    options.use_srun = false;
+    options.worker_binary = "/bin/true";
+    absl::StatusOr<std::unique_ptr<SlurmExecutor>> executor =
+        SlurmExecutor::Create(std::move(options));
+    ASSERT_THAT(executor.status(), IsOk());
+    executor_ = *std::move(executor);
+    absl::StatusOr<OwnedFd> fd = ConnectTcp(executor_->address());
+    ASSERT_THAT(fd.status(), IsOk());
+    channel_.emplace(*std::move(fd));
+    WorkerHello hello;
+    const int token = ::open((dir_ + "/" + kWorkerTokenFile).c_str(),
+                             O_RDONLY | O_CLOEXEC);
+    char buffer[128];
+    const ssize_t n = ::read(token, buffer, sizeof(buffer));
+    ::close(token);
+    ASSERT_GT(n, 0);
+    hello.token.assign(buffer, n);
+    hello.node = "n1";
+    hello.pid = 42;
+    hello.slurm_job_id = "12";
+    hello.slurm_step_id = "0";
+    ASSERT_THAT(channel_->Send(hello), IsOk());
+  }
+
+  // Starts run 1 (the pass function) and reads its command.
+  WorkerCommand StartOne() {
+    EXPECT_THAT(executor_->Start(
+                    1, Launch(Function("t1", "slurm_test_pass", {"a", "b"}))),
+                IsOk());
+    while (true) {
+      absl::StatusOr<std::optional<WorkerCommand>> next =
+          channel_->Next<WorkerCommand>();
+      EXPECT_THAT(next.status(), IsOk());
+      if (!next.ok()) return {};
+      if (next->has_value()) return **next;
+      absl::StatusOr<bool> more = channel_->Read();
+      EXPECT_THAT(more, IsOkAndHolds(true));
+      if (!more.ok() || !*more) return {};
+    }
+  }
+
+  // Waits for run 1's end; returns its outcome's status.
+  absl::Status EndOfOne() {
+    auto ends = WaitAll(*executor_, {1});
+    return ends[1].outcome.status();
+  }
+
+  std::unique_ptr<SlurmExecutor> executor_;
+  std::optional<WorkerChannel> channel_;
+};
+
+TEST_F(FakeWorkerTest, CommandCarriesTheTaskAndItsEndComesBack) {
+  const WorkerCommand command = StartOne();
+  EXPECT_EQ(command.kind, WorkerCommand::kStart);
+  EXPECT_EQ(command.run, 1u);
+  EXPECT_EQ(command.task.id, "t1");
+  EXPECT_EQ(command.task.function_name, "slurm_test_pass");
+  EXPECT_EQ(command.task.args, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(command.task.log_path, dir_ + "/TaskLog.t1");
+  executor_->Stop(1, absl::Seconds(3));
+  executor_->Kill(1);
+  for (int kind : {WorkerCommand::kStop, WorkerCommand::kKill}) {
+    std::optional<WorkerCommand> next;
+    while (!next.has_value()) {
+      absl::StatusOr<std::optional<WorkerCommand>> got =
+          channel_->Next<WorkerCommand>();
+      ASSERT_THAT(got.status(), IsOk());
+      if (got->has_value()) {
+        next = **got;
+      } else {
+        ASSERT_THAT(channel_->Read(), IsOkAndHolds(true));
+      }
+    }
+    EXPECT_EQ(next->kind, kind);
+    EXPECT_EQ(next->run, 1u);
+    if (kind == WorkerCommand::kStop) {
+      EXPECT_EQ(next->grace, absl::Seconds(3));
+    }
+  }
+  WorkerTaskEnd end;
+  end.run = 1;
+  end.outcome = TaskOutcome{static_cast<int>(Result::kPassx), "fine"};
+  ASSERT_THAT(channel_->Send(end), IsOk());
+  auto ends = WaitAll(*executor_, {1});
+  ASSERT_THAT(ends[1].outcome.status(), IsOk());
+  EXPECT_EQ(ends[1].outcome->result, Result::kPassx);
+  EXPECT_EQ(ends[1].outcome->reason, "fine");
+  EXPECT_FALSE(ends[1].exit.has_value());
+}
+
+TEST_F(FakeWorkerTest, EndOfARunItDoesNotRunLosesTheWorker) {
+  StartOne();
+  WorkerTaskEnd end;
+  end.run = 99;
+  ASSERT_THAT(channel_->Send(end), IsOk());
+  EXPECT_THAT(EndOfOne(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("slurm job 12 step 0 on node n1 lost: it "
+                                 "ended run 99 that it does not run")));
+}
+
+TEST_F(FakeWorkerTest, UnknownResultLosesTheWorker) {
+  StartOne();
+  WorkerTaskEnd end;
+  end.run = 1;
+  end.outcome = TaskOutcome{99, ""};
+  ASSERT_THAT(channel_->Send(end), IsOk());
+  EXPECT_THAT(EndOfOne(), StatusIs(absl::StatusCode::kUnavailable,
+                                   HasSubstr("lost: run 1: result 99")));
+}
+
+TEST_F(FakeWorkerTest, GarbageLosesTheWorker) {
+  StartOne();
+  ASSERT_THAT(channel_->SendPayload("garbage"), IsOk());
+  EXPECT_THAT(EndOfOne(), StatusIs(absl::StatusCode::kUnavailable,
+                                   HasSubstr("lost: bad message: ")));
+}
+
+TEST_F(FakeWorkerTest, FrameCutByTheCloseLosesTheWorker) {
+  StartOne();
+  SendFrame(channel_->fd(), "xy", 100);
+  channel_.reset();
+  EXPECT_THAT(EndOfOne(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       HasSubstr("slurm job 12 step 0 on node n1 lost: "
+                                 "connection closed in the middle of a "
+                                 "frame")));
+}
+
 // The worker alone, against a listener of the test's.
 class WorkerTest : public ::testing::Test {
  protected:
