@@ -646,6 +646,35 @@ TEST_F(WorkerTest, ExitsWithFourOnAnOversizeFrame) {
   EXPECT_EQ(exit->exit_code, 4);
 }
 
+TEST_F(WorkerTest, ExitsWithFourOnAnUnknownCommandOrARunStartedTwice) {
+  WriteToken("secret");
+  {
+    Process worker = StartWorker();
+    WorkerHello hello;
+    WorkerChannel channel = AcceptHello(&hello);
+    WorkerCommand unknown;
+    unknown.kind = 7;
+    ASSERT_THAT(channel.Send(unknown), IsOk());
+    absl::StatusOr<ExitStatus> exit = worker.Join(absl::Seconds(20));
+    ASSERT_THAT(exit.status(), IsOk());
+    EXPECT_EQ(exit->exit_code, 4);
+  }
+  Process worker = StartWorker();
+  WorkerHello hello;
+  WorkerChannel channel = AcceptHello(&hello);
+  WorkerCommand start;
+  start.run = 5;
+  start.task.id = "s";
+  start.task.argv = {"/bin/sleep", "300"};
+  start.task.runinfo_dir = dir_;
+  start.task.log_path = dir_ + "/TaskLog.s";
+  ASSERT_THAT(channel.Send(start), IsOk());
+  ASSERT_THAT(channel.Send(start), IsOk());
+  absl::StatusOr<ExitStatus> exit = worker.Join(absl::Seconds(20));
+  ASSERT_THAT(exit.status(), IsOk());
+  EXPECT_EQ(exit->exit_code, 4);
+}
+
 TEST_F(WorkerTest, WithoutATokenFileExitsWithThreeNamingIt) {
   Process worker = StartWorker();
   absl::StatusOr<ExitStatus> exit = worker.Join(absl::Seconds(20));
