@@ -133,7 +133,9 @@ SlurmExecutor::~SlurmExecutor() {
   }
   for (auto& launcher : launchers_) {
     if (!launcher->reaped()) {
-      const absl::StatusOr<ExitStatus> exit = launcher->Join(absl::Seconds(10));
+      // srun ends once its workers exited; one still waiting for its
+      // allocation (or stuck) gets SIGTERM, which makes srun cancel it.
+      const absl::StatusOr<ExitStatus> exit = launcher->Join(absl::Seconds(2));
       if (!exit.ok()) (void)launcher->Terminate(absl::Seconds(5));
     }
   }

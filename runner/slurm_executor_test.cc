@@ -299,6 +299,25 @@ TEST_F(SlurmExecutorTest, WorkerThatCannotWriteTheRunInfoDirSaysSo) {
                      HasSubstr("EROFS"))));
 }
 
+TEST_F(SlurmExecutorTest, WorkersThatDoNotConnectInTimeFailStart) {
+  SlurmExecutorOptions options;
+  options.job_name = "slow";
+  options.run_uid = "1";
+  options.runinfo_dir = dir_;
+  options.use_srun = false;
+  options.worker_binary = "/bin/sh";  // a launcher that never connects
+  options.worker_args = {"-c", "exec sleep 300"};
+  options.connect_timeout = absl::Milliseconds(200);
+  absl::StatusOr<std::unique_ptr<SlurmExecutor>> executor =
+      SlurmExecutor::Create(std::move(options));
+  ASSERT_THAT(executor.status(), IsOk());
+  EXPECT_THAT(
+      (*executor)->Start(1, Launch(Function("p", "slurm_test_pass"))),
+      StatusIs(absl::StatusCode::kDeadlineExceeded,
+               HasSubstr("0 of 1 slurm worker(s) of job taskfork-slow-1 "
+                         "connected in 200ms")));
+}
+
 // A raw client of the executor's listener.
 OwnedFd ConnectTo(const std::string& address) {
   absl::StatusOr<OwnedFd> fd = ConnectTcp(address);
