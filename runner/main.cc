@@ -3,7 +3,9 @@
 //   tools/bazel run //runner -- runner/examples/demo.textpb
 //   runner [--runinfo_dir=DIR] [--archive_dir=DIR] [--max_parallel=N]
 //          [--task=REGEX] [--retries=N] [--rerun_failed] [--interactive]
-//          [--reporter_listen=HOST:PORT] [--no_progress] JOB_SPEC
+//          [--reporter_listen=HOST:PORT] [--no_progress]
+//          [--executor=local|slurm] [--slurm_nodes=N] [--slurm_args=ARGS]
+//          [--slurm_listen=ADDR] JOB_SPEC
 //
 // Exit codes: 0 every task succeeded; 1 some did not; 2 bad arguments or job
 // spec; 3 infrastructure failure (runinfo, /dev/shm, reporter, report files,
@@ -23,11 +25,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "glog/logging.h"
 #include "runner/job_spec.h"
 #include "runner/rerun.h"
 #include "runner/runtime.h"
 #include "reporter/address.h"
+#include "runner/slurm_worker.h"
 #include "runner/task_function.h"
 #include "runner/task_selection.h"
 
@@ -71,6 +75,17 @@ constexpr char kUsage[] =
     "                      report over TCP with the run's secret from\n"
     "                      <run>/reporter.secret (mode 0600); not encrypted\n"
     "  --no_progress       one line per finished task even on a terminal\n"
+    "  --executor=KIND     where tasks run: local (forked here, the default)\n"
+    "                      or slurm (one pilot worker per node started by\n"
+    "                      srun, which forks the tasks there; the runinfo\n"
+    "                      directory must be on storage every node sees)\n"
+    "  --slurm_nodes=N     with --executor=slurm: nodes (workers), default 1\n"
+    "  --slurm_args=ARGS   with --executor=slurm: extra srun arguments,\n"
+    "                      space-separated (e.g. \"--partition=debug\n"
+    "                      --time=30\")\n"
+    "  --slurm_listen=ADDR with --executor=slurm: the IPv4 address of this\n"
+    "                      machine the workers connect to (default\n"
+    "                      127.0.0.1: a single-node cluster)\n"
     "  --help              this text\n"
     "\n"
     "exit codes: 0 all tasks succeeded, 1 some did not, 2 bad arguments or\n"
@@ -90,6 +105,10 @@ struct Arguments {
   bool rerun_failed = false;
   bool interactive = false;
   bool progress = true;
+  ExecutorKind executor = ExecutorKind::kLocal;
+  int slurm_nodes = 1;
+  std::vector<std::string> slurm_args;
+  std::string slurm_listen = "127.0.0.1";
 };
 
 int BadArguments(const std::string& message) {
@@ -177,6 +196,24 @@ int Main(int argc, char** argv) {
             "--reporter_listen: ", listen.status().message()));
       }
       args.reporter_listen = value;
+    } else if (value_of("--executor", &value)) {
+      if (value == "local") {
+        args.executor = ExecutorKind::kLocal;
+      } else if (value == "slurm") {
+        args.executor = ExecutorKind::kSlurm;
+      } else {
+        return BadArguments(absl::StrCat(
+            "--executor wants local or slurm, got \"", value, "\""));
+      }
+    } else if (value_of("--slurm_nodes", &value)) {
+      if (!absl::SimpleAtoi(value, &args.slurm_nodes) || args.slurm_nodes < 1) {
+        return BadArguments(absl::StrCat(
+            "--slurm_nodes wants a positive number, got \"", value, "\""));
+      }
+    } else if (value_of("--slurm_args", &value)) {
+      args.slurm_args = absl::StrSplit(value, ' ', absl::SkipEmpty());
+    } else if (value_of("--slurm_listen", &value)) {
+      args.slurm_listen = value;
     } else if (absl::StartsWith(arg, "-")) {
       return BadArguments(absl::StrCat("unknown option ", arg));
     } else {
@@ -189,6 +226,11 @@ int Main(int argc, char** argv) {
                             : "give exactly one job spec");
   }
   args.spec = FromUserDirectory(positional[0]);
+  if (args.interactive && args.executor == ExecutorKind::kSlurm) {
+    return BadArguments(
+        "--interactive needs the local executor (a Slurm worker has no "
+        "terminal)");
+  }
 
   JobSpecContext context;
   context.known_functions = TaskRegistry::Global().Names();
@@ -251,6 +293,10 @@ int Main(int argc, char** argv) {
   options.termination_grace = job->termination_grace;
   options.retries = args.retries;
   options.reporter_listen = args.reporter_listen;
+  options.executor = args.executor;
+  options.slurm.nodes = args.slurm_nodes;
+  options.slurm.srun_args = args.slurm_args;
+  options.slurm.listen_host = args.slurm_listen;
   options.console_fd = STDOUT_FILENO;
   // No status block redrawn under a task that talks to the terminal.
   options.console_is_tty =
@@ -272,6 +318,7 @@ int Main(int argc, char** argv) {
     task.timeout = spec.timeout;
     if (spec.kind == JobTask::Kind::kFunction) {
       task.body = TaskRegistry::Global().Find(spec.function)->function;
+      task.function_name = spec.function;
       task.args = spec.args;
     } else {
       task.argv = spec.argv;
@@ -326,6 +373,12 @@ int Main(int argc, char** argv) {
 }  // namespace taskfork::runner
 
 int main(int argc, char** argv) {
+  // A Slurm executor's worker (srun starts this binary with
+  // --taskfork_worker=...): entered before anything of the runner.
+  if (std::optional<int> code =
+          taskfork::runner::MaybeRunSlurmWorker(argc, argv)) {
+    return *code;
+  }
   try {
     return taskfork::runner::Main(argc, argv);
   } catch (const std::exception& e) {

@@ -248,16 +248,40 @@ absl::StatusOr<std::unique_ptr<Runtime>> Runtime::Create(
                  << supervisor.status();
   }
 
-  TASKFORK_ASSIGN_OR_RETURN(JobReporter reporter,
-                            JobReporter::Start(info, opts.job_name,
-                                               opts.reporter_listen));
+  // Tasks on cluster nodes reach the reporter over TCP (with the run's
+  // secret), on the host the workers connect to.
+  const std::string reporter_listen =
+      !opts.reporter_listen.empty() || opts.executor != ExecutorKind::kSlurm
+          ? opts.reporter_listen
+          : absl::StrCat(opts.slurm.listen_host, ":0");
+  TASKFORK_ASSIGN_OR_RETURN(
+      JobReporter reporter,
+      JobReporter::Start(info, opts.job_name, reporter_listen));
   runtime->reporter_.emplace(std::move(reporter));
 
   // SIGINT / SIGTERM become events of the scheduler's loop. Task processes
   // reset their mask and dispositions (ProcessOptions::reset_signals).
   TASKFORK_ASSIGN_OR_RETURN(InterruptSignals signals, InterruptSignals::Create());
   runtime->signals_.emplace(std::move(signals));
-  runtime->executor_ = std::make_unique<LocalExecutor>();
+  if (opts.executor == ExecutorKind::kSlurm) {
+    if (opts.task_stdin != StdinPolicy::kDevNull) {
+      return absl::InvalidArgumentError(
+          "interactive mode needs the local executor (a Slurm worker has no "
+          "terminal)");
+    }
+    SlurmExecutorOptions slurm = opts.slurm;
+    slurm.job_name = opts.job_name;
+    slurm.run_uid = info.uid();
+    slurm.runinfo_dir = info.dir();
+    TASKFORK_ASSIGN_OR_RETURN(runtime->executor_,
+                              SlurmExecutor::Create(std::move(slurm)));
+    LOG(INFO) << "executor: slurm, job name "
+              << static_cast<SlurmExecutor*>(runtime->executor_.get())
+                     ->slurm_job_name()
+              << ", " << opts.slurm.nodes << " node(s)";
+  } else {
+    runtime->executor_ = std::make_unique<LocalExecutor>();
+  }
   Runtime* r = runtime.get();
   SchedulerHooks hooks;
   // The task's client may say hello as soon as it runs, on a socket of its

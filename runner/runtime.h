@@ -12,7 +12,7 @@
 //
 // A Runtime is a composition: RunInfo (the directory), JobLog, the reporter
 // server, a Supervisor (subreaper), InterruptSignals, an Executor (the
-// LocalExecutor: a forked process per task) and the Scheduler (order,
+// LocalExecutor: a forked process per task; or the SlurmExecutor) and the Scheduler (order,
 // max_parallel, timeouts, Ctrl-C), plus the summary, the fallback report
 // and the archive at Finish().
 #ifndef TASKFORK_RUNNER_RUNTIME_H_
@@ -38,11 +38,18 @@
 #include "runner/executor.h"
 #include "runner/runinfo.h"
 #include "runner/scheduler.h"
+#include "runner/slurm_executor.h"
 #include "runner/summary.h"
 #include "runner/task_definition.h"
 #include "runner/task_function.h"
 
 namespace taskfork::runner {
+
+// Where tasks run: forked here, or on a Slurm cluster's nodes.
+enum class ExecutorKind {
+  kLocal,  // LocalExecutor: a forked process per task on this machine
+  kSlurm,  // SlurmExecutor: pilot workers started by srun (see its header)
+};
 
 struct RuntimeOptions {
   // Job name (runinfo directory, JobLog.<name>, report). Required; letters,
@@ -85,8 +92,15 @@ struct RuntimeOptions {
   // TCP there (reporter/server.h: tcp_listen, with the run's secret in
   // reporter.secret) and tasks report over TCP: TaskLaunch carries the
   // "tcp:HOST:PORT" address and the secret file instead of the Unix socket,
-  // for task processes on other hosts. TCP is not encrypted.
+  // for task processes on other hosts. TCP is not encrypted. With the
+  // slurm executor it defaults to "<slurm.listen_host>:0".
   std::string reporter_listen;
+  // Where the tasks run. kSlurm needs the runinfo directory on storage
+  // every node sees and task_stdin kDevNull.
+  ExecutorKind executor = ExecutorKind::kLocal;
+  // With kSlurm: nodes, srun arguments, listen host, ...; job_name,
+  // run_uid and runinfo_dir are filled in by Create().
+  SlurmExecutorOptions slurm;
   // JobLog lines of this severity and above also go to the screen.
   std::optional<google::LogSeverity> screen_log_severity = google::GLOG_WARNING;
 };

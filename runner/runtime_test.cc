@@ -489,5 +489,31 @@ TEST_F(RuntimeShardsTest, SelectTasksSkipsTheOthers) {
   EXPECT_EQ(runtime->Finish(), kExitAllSucceeded);
 }
 
+TEST(RuntimeSlurm, InteractiveNeedsTheLocalExecutor) {
+  RuntimeOptions options;
+  options.job_name = "slurm_interactive";
+  options.runinfo_root = absl::StrCat(std::getenv("TEST_TMPDIR"), "/runs");
+  options.console_fd = -1;
+  options.screen_log_severity = std::nullopt;
+  options.executor = ExecutorKind::kSlurm;
+  options.task_stdin = StdinPolicy::kControllingTerminal;
+  EXPECT_THAT(Runtime::Create(std::move(options)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("needs the local executor")));
+}
+
+TEST(RuntimeSlurm, BadSlurmOptionsFailCreate) {
+  RuntimeOptions options;
+  options.job_name = "slurm_bad";
+  options.runinfo_root = absl::StrCat(std::getenv("TEST_TMPDIR"), "/runs");
+  options.console_fd = -1;
+  options.screen_log_severity = std::nullopt;
+  options.executor = ExecutorKind::kSlurm;
+  options.slurm.nodes = 0;
+  EXPECT_THAT(Runtime::Create(std::move(options)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       ::testing::HasSubstr("slurm nodes must be >= 1")));
+}
+
 }  // namespace
 }  // namespace taskfork::runner

@@ -47,6 +47,11 @@ struct TaskDefinition {
   absl::Duration timeout = absl::InfiniteDuration();
   // A function task: `body` runs in the forked task process.
   std::function<absl::Status(TaskContext&)> body;
+  // The TaskRegistry name of `body` (TASKFORK_TASK), set for the functions a
+  // job spec names: an executor that runs tasks in another process of this
+  // binary (the Slurm executor's workers) looks the function up by it. A
+  // function task without one (a lambda) runs only locally.
+  std::string function_name;
   std::vector<std::string> args;  // TaskContext::args()
   // A command task (when `argv` is not empty): fork + exec of argv[0] (an
   // absolute path) from the task process; exit code 0 is Passed.

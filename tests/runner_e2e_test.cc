@@ -534,6 +534,19 @@ TEST_F(RunnerE2ETest, RerunFailedRunsOnlyWhatFailedLastTime) {
   EXPECT_THAT(Stdout(), HasSubstr("nothing to run"));
 }
 
+TEST_F(RunnerE2ETest, ExecutorFlagsAreChecked) {
+  Process bogus = StartRunner({"--executor=cloud", "x"});
+  EXPECT_EQ(Finish(bogus), 2);
+  EXPECT_THAT(Stderr(), HasSubstr("--executor wants local or slurm, got \"cloud\""));
+  Process nodes = StartRunner({"--slurm_nodes=0", "x"});
+  EXPECT_EQ(Finish(nodes), 2);
+  EXPECT_THAT(Stderr(), HasSubstr("--slurm_nodes wants a positive number"));
+  Process interactive =
+      StartRunner({"--executor=slurm", "--interactive", "x"});
+  EXPECT_EQ(Finish(interactive), 2);
+  EXPECT_THAT(Stderr(), HasSubstr("--interactive needs the local executor"));
+}
+
 TEST_F(RunnerE2ETest, RetriesMustBeANumberInRange) {
   for (const char* bad : {"--retries=-1", "--retries=101", "--retries=x"}) {
     Process runner = StartRunner({bad, "x"});
