@@ -7,6 +7,8 @@
 #   the same exit code;
 # - its tasks report over TCP with the run's secret (reporter.secret);
 # - afterwards squeue lists nothing and no worker or task process is alive;
+# - a connection to the run's TCP reporter without the secret, or with a
+#   wrong one, is refused;
 # - a runner killed with SIGKILL mid-task leaves no job and no process.
 set -euo pipefail
 
@@ -53,7 +55,7 @@ cat >"${dir}/block.textpb" <<EOF
 name: "block"
 task {
   id: "block"
-  command { argv: "/bin/sh" argv: "-c" argv: "echo \$\$ >${dir}/fifo; exec sleep 300" }
+  command { argv: "/bin/sh" argv: "-c" argv: "echo \$\$ \${TASKFORK_REPORTER_SOCKET} >${dir}/fifo; exec sleep 300" }
 }
 EOF
 mkfifo "${dir}/fifo"
@@ -61,7 +63,33 @@ mkdir -p "${dir}/killed"
 "${runner}" --no_progress --runinfo_dir="${dir}/killed" --executor=slurm \
   "${dir}/block.textpb" >"${dir}/killed.out" 2>&1 &
 runner_pid=$!
-read -r task_pid <"${dir}/fifo"  # blocks until the task runs on the node
+read -r task_pid reporter_address <"${dir}/fifo"  # blocks until the task runs on the node
+# The reporter the node's tasks use is TCP, and refuses a hello without the
+# run's secret or with a wrong one (nothing of it reaches the report).
+[[ "${reporter_address}" =~ ^tcp:(.+):([0-9]+)$ ]] ||
+  fail "the task's reporter address is ${reporter_address}, not tcp:HOST:PORT"
+reporter_host="${BASH_REMATCH[1]}"
+reporter_port="${BASH_REMATCH[2]}"
+for secret in "" "00"; do
+  reply="$(python3 - "${reporter_host}" "${reporter_port}" "${secret}" <<'PY'
+import socket, struct, sys
+host, port, secret = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+hello = b"\x08\x01\x12\x05block"  # Hello{role: ROLE_CLIENT, task_id: "block"}
+if secret:
+    hello += b"\x2a" + bytes([len(secret)]) + secret  # secret
+message = b"\x0a" + bytes([len(hello)]) + hello  # ClientMessage{hello}
+with socket.create_connection((host, port), timeout=10) as s:
+    s.sendall(struct.pack("<I", len(message)) + message)
+    reply = b""
+    while chunk := s.recv(4096):
+        reply += chunk
+print(reply.decode("utf-8", "replace"))
+PY
+)"
+  want="no secret"
+  [[ -n "${secret}" ]] && want="wrong secret"
+  [[ "${reply}" == *"${want}"* ]] || fail "a hello with secret '${secret}' got: ${reply}"
+done
 killed_run="$(ls -d "${dir}"/killed/block.*)"
 worker="$(worker_pid "${killed_run}" block)"
 [[ -n "$(squeue -h -o %i)" ]] || fail "no slurm job while the task runs"
