@@ -155,9 +155,8 @@ class RunBenchmarkTest(unittest.TestCase):
 class PeerTest(unittest.TestCase):
 
     def test_every_peer_script_runs_and_parses(self):
-        # The runner's `shards` is not in this tree's job.proto yet: the
-        # sharded mode is left out here.
-        modes = ["taskfork", "ctest", "ctest_discover", "direct"]
+        modes = ["taskfork", "taskfork_sharded", "ctest", "ctest_discover",
+                 "direct"]
         gtest_args, gtest_metrics = compare.gtest_args(modes)
         tiny = {"pickle": ["--repeat", "1", "--number", "10"],
                 "fork_mp": ["--repeat", "1", "--number", "2",

@@ -37,8 +37,9 @@ def harness(*args, binaries=(1, 9)):
 
 class HarnessTest(unittest.TestCase):
 
-    def test_every_mode_but_sharded_runs_the_same_tests(self):
-        proc = harness("--modes=taskfork,ctest,ctest_discover,direct")
+    def test_every_mode_runs_the_same_tests(self):
+        proc = harness(
+            "--modes=taskfork,taskfork_sharded,ctest,ctest_discover,direct")
         self.assertEqual(proc.returncode, 0, proc.stderr)
         lines = proc.stdout.splitlines()
         # sample1: 6 tests; sample9: 2 of 3 (CustomOutputTest.Fails is
@@ -46,7 +47,8 @@ class HarnessTest(unittest.TestCase):
         self.assertEqual(lines[0],
                          "suite: 3 binaries, 28 tests, 1 repetitions (medians)")
         self.assertEqual([l.split()[0] for l in lines[1:]],
-                         ["taskfork", "ctest", "ctest_discover", "direct"])
+                         ["taskfork", "taskfork_sharded", "ctest",
+                          "ctest_discover", "direct"])
         for line in lines[1:]:
             fields = line.split()
             self.assertEqual(fields[1], "wall")
