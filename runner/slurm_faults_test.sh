@@ -5,6 +5,8 @@
 #   (Errored, Aborted, Blocked);
 # - a worker killed (kill -9): its task is Errored naming the Slurm job, step
 #   and node, the task not yet started is Errored (no worker left);
+# - Ctrl-C twice with a task that ignores SIGTERM: killed at once on the
+#   second, Aborted "killed by a second SIGTERM";
 # - afterwards nothing is queued and no worker or task process is alive.
 set -euo pipefail
 # shellcheck source=runner/slurm_test_lib.sh
@@ -96,6 +98,36 @@ next="$(task_reason "${lost_run}" next)"
   fail "the task after the lost worker: ${next}"
 wait_gone 10 "${a}" || fail "task ${a} outlived its killed worker"
 queue_empty 20 || fail "squeue after the lost worker: $(squeue)"
+
+# Ctrl-C twice: the first asks (SIGTERM, which this task ignores; the grace
+# is long), the second kills at once. A function task of the end-to-end
+# tests' runner, so the task process itself ignores SIGTERM; the second
+# signal is SIGTERM, which the kernel cannot merge with a pending SIGINT.
+e2e_runner="${runfiles}/tests/e2e_runner"
+cat >"${dir}/twice.textpb" <<SPEC
+name: "twice" termination_grace: "300s"
+task {
+  id: "stubborn"
+  function { name: "e2e_announce" args: "${dir}/a" args: "ignore_term" }
+}
+SPEC
+mkdir -p "${dir}/twice"
+"${e2e_runner}" --no_progress --runinfo_dir="${dir}/twice" --executor=slurm \
+  "${dir}/twice.textpb" >"${dir}/twice.out" 2>&1 &
+runner_pid=$!
+read -r a <"${dir}/a"
+twice_run="$(ls -d "${dir}"/twice/twice.*)"
+worker="$(worker_pid "${twice_run}" twice)"
+kill -INT "${runner_pid}"
+kill -TERM "${runner_pid}"
+code=0
+wait "${runner_pid}" || code=$?
+((code == 1)) || fail "runner after Ctrl-C twice exited ${code}: $(cat "${dir}/twice.out")"
+stubborn="$(task_reason "${twice_run}" stubborn)"
+[[ "${stubborn}" == "aborted killed by a second SIGTERM" ]] ||
+  fail "the task after Ctrl-C twice: ${stubborn}"
+wait_gone 10 "${a}" "${worker}" || fail "task ${a} or worker ${worker} outlived Ctrl-C twice"
+queue_empty 20 || fail "squeue after Ctrl-C twice: $(squeue)"
 
 "${cluster}" down "${dir}" || fail "cluster down found leftovers"
 echo PASS
