@@ -17,6 +17,7 @@
 #include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "reporter/test_util.h"
 
 namespace taskfork::reporter {
 namespace {
@@ -31,13 +32,6 @@ std::string TempDir() {
       "/secret_test_XXXXXX");
   CHECK_NOTNULL(::mkdtemp(tmpl.data()));
   return tmpl;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void WriteFile(const std::string& path, const std::string& text) {

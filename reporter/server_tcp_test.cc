@@ -29,13 +29,6 @@ using ::taskfork::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 ReporterServerOptions TcpOptions(const std::string& dir) {
   ReporterServerOptions o;
   o.runinfo_dir = dir;

@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -64,6 +67,13 @@ std::string MakeTempDir() {
   }
   made.dirs.push_back({::getpid(), tmpl});
   return tmpl;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 int WaitChild(pid_t pid) {

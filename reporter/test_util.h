@@ -21,6 +21,9 @@ namespace taskfork::reporter {
 // Not thread-safe.
 std::string MakeTempDir();
 
+// The contents of the file at `path` ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // Waits for `pid` (a child) and returns its exit code / 128 + signal.
 int WaitChild(pid_t pid);
 
