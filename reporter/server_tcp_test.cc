@@ -37,23 +37,6 @@ ReporterServerOptions TcpOptions(const std::string& dir) {
   return o;
 }
 
-ReportClientOptions ClientOptions(const std::string& address,
-                                  const std::string& secret_file,
-                                  const std::string& task) {
-  ReportClientOptions o;
-  o.socket_path = address;
-  o.secret_file = secret_file;
-  o.task_id = task;
-  o.io_timeout = absl::Seconds(20);
-  return o;
-}
-
-TaskInfo Task(const std::string& id) {
-  TaskInfo t;
-  t.set_id(id);
-  return t;
-}
-
 // A free loopback port: bound, then closed (nothing listens on it).
 int UnusedPort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -78,13 +61,13 @@ TEST(ReporterServerTcpTest, ClientWithTheSecretReportsIntoResultsJson) {
   struct stat st;
   ASSERT_EQ(::stat(server->secret_file().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  ASSERT_THAT(server->RegisterTask(Task("remote")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("remote")), IsOk());
 
   // A forked child, as a task process on another host would: only the
   // address and the secret file.
   EXPECT_THAT(testing::RunInChild([&]() -> absl::Status {
                 auto client = ReportClient::Connect(ClientOptions(
-                    server->tcp_address(), server->secret_file(), "remote"));
+                    server->tcp_address(), "remote", server->secret_file()));
                 TASKFORK_RETURN_IF_ERROR(client.status());
                 TASKFORK_RETURN_IF_ERROR(client->StartTask());
                 {
@@ -109,13 +92,13 @@ TEST(ReporterServerTcpTest, NoOrWrongSecretIsRefusedAndOthersKeepReporting) {
   const std::string dir = MakeTempDir();
   auto server = ReporterServer::Start(TcpOptions(dir));
   ASSERT_THAT(server, IsOk());
-  ASSERT_THAT(server->RegisterTask(Task("good")), IsOk());
-  ASSERT_THAT(server->RegisterTask(Task("bad")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("good")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("bad")), IsOk());
   auto good = ReportClient::Connect(
-      ClientOptions(server->tcp_address(), server->secret_file(), "good"));
+      ClientOptions(server->tcp_address(), "good", server->secret_file()));
   ASSERT_THAT(good, IsOk());
 
-  auto none = ReportClient::Connect(ClientOptions(server->tcp_address(), "", "bad"));
+  auto none = ReportClient::Connect(ClientOptions(server->tcp_address(), "bad"));
   EXPECT_THAT(none, StatusIs(absl::StatusCode::kPermissionDenied,
                              HasSubstr("no secret")));
   EXPECT_THAT(none.status().message(), HasSubstr("127.0.0.1:"));
@@ -123,7 +106,7 @@ TEST(ReporterServerTcpTest, NoOrWrongSecretIsRefusedAndOthersKeepReporting) {
   const std::string wrong_file = dir + "/wrong.secret";
   ASSERT_THAT(CreateSecretFile(wrong_file), IsOk());
   auto wrong = ReportClient::Connect(
-      ClientOptions(server->tcp_address(), wrong_file, "bad"));
+      ClientOptions(server->tcp_address(), "bad", wrong_file));
   EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kPermissionDenied,
                               HasSubstr("wrong secret")));
 
@@ -138,7 +121,7 @@ TEST(ReporterServerTcpTest, NoOrWrongSecretIsRefusedAndOthersKeepReporting) {
   ASSERT_THAT(good->StopSection(*id), IsOk());
   ASSERT_THAT(good->Sync(), IsOk());
   auto local = ReportClient::Connect(
-      ClientOptions(server->socket_path(), "", "good"));
+      ClientOptions(server->socket_path(), "good"));
   ASSERT_THAT(local, IsOk());
   ASSERT_THAT(local->Sync(), IsOk());
 
@@ -158,7 +141,7 @@ TEST(ReporterServerTcpTest, SubscriberWithTheSecretSeesEvents) {
   auto sub = ReportSubscriber::Connect(server->tcp_address(), absl::Seconds(20),
                                        server->secret_file());
   ASSERT_THAT(sub, IsOk());
-  ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("t1")), IsOk());
   auto event = sub->Next(absl::Seconds(30));
   ASSERT_THAT(event, IsOk());
   EXPECT_EQ(event->task_registered().id(), "t1");
@@ -180,9 +163,9 @@ TEST(ReporterServerTcpTest, WildcardListenAdvertisesTheHostName) {
   // Loopback reaches every interface's listener.
   const std::string port =
       server->tcp_address().substr(server->tcp_address().rfind(':') + 1);
-  ASSERT_THAT(server->RegisterTask(Task("t")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("t")), IsOk());
   auto client = ReportClient::Connect(ClientOptions(
-      absl::StrCat("tcp:127.0.0.1:", port), server->secret_file(), "t"));
+      absl::StrCat("tcp:127.0.0.1:", port), "t", server->secret_file()));
   ASSERT_THAT(client, IsOk());
   EXPECT_THAT(client->Sync(), IsOk());
 }
@@ -237,26 +220,26 @@ TEST(ReporterServerTcpTest, DestroyedUnfinalizedServerRemovesItsSecretFile) {
 
 TEST(ReportClientTcpTest, BadAddressesAndSecretFilesAreErrors) {
   const std::string dir = MakeTempDir();
-  EXPECT_THAT(ReportClient::Connect(ClientOptions("tcp:localhost", "", "t")),
+  EXPECT_THAT(ReportClient::Connect(ClientOptions("tcp:localhost", "t")),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("\"tcp:localhost\"")));
-  EXPECT_THAT(ReportClient::Connect(ClientOptions("udp:x:1", "", "t")),
+  EXPECT_THAT(ReportClient::Connect(ClientOptions("udp:x:1", "t")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("udp:")));
   EXPECT_THAT(ReportSubscriber::Connect("tcp:host:0"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("\"tcp:host:0\"")));
   EXPECT_THAT(ReportClient::Connect(
-                  ClientOptions("tcp:127.0.0.1:1", dir + "/missing", "t")),
+                  ClientOptions("tcp:127.0.0.1:1", "t", dir + "/missing")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr(dir + "/missing")));
   EXPECT_THAT(ReportClient::Connect(
-                  ClientOptions("tcp:no-such-host.invalid:4242", "", "t")),
+                  ClientOptions("tcp:no-such-host.invalid:4242", "t")),
               StatusIs(absl::StatusCode::kNotFound,
                        HasSubstr("no-such-host.invalid")));
 }
 
 TEST(ReportClientTcpTest, NoServerRetriesThenUnavailableNamingTheAddress) {
   const std::string address = absl::StrCat("tcp:127.0.0.1:", UnusedPort());
-  ReportClientOptions options = ClientOptions(address, "", "t");
+  ReportClientOptions options = ClientOptions(address, "t");
   options.connect_attempts = 3;
   options.initial_backoff = absl::Milliseconds(1);
   EXPECT_THAT(ReportClient::Connect(options),
@@ -279,7 +262,7 @@ TEST(ReportClientTcpTest, SilentPeerEndsTheHandshakeAtIoTimeout) {
   ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const std::string address =
       absl::StrCat("tcp:127.0.0.1:", ntohs(addr.sin_port));
-  ReportClientOptions options = ClientOptions(address, "", "t");
+  ReportClientOptions options = ClientOptions(address, "t");
   options.io_timeout = absl::Milliseconds(200);
   const absl::Time start = absl::Now();
   EXPECT_THAT(ReportClient::Connect(options),

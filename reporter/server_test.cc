@@ -49,20 +49,6 @@ ReporterServerOptions Options(const std::string& dir) {
   return o;
 }
 
-ReportClientOptions ClientOptions(const std::string& path, const std::string& task) {
-  ReportClientOptions o;
-  o.socket_path = path;
-  o.task_id = task;
-  o.io_timeout = absl::Seconds(20);
-  return o;
-}
-
-TaskInfo Task(const std::string& id) {
-  TaskInfo t;
-  t.set_id(id);
-  return t;
-}
-
 // A connection that speaks the wire format by hand, for broken clients.
 OwnedFd RawHello(const std::string& path, const std::string& task_id) {
   auto fd = reporter_internal::ConnectUnix(path, {});
@@ -118,9 +104,9 @@ TEST(ReporterServerTest, WritesReportWithRegisteredAndReportedTasks) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_THAT(server->CheckAlive(), IsOk());
 
-  ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
-  ASSERT_THAT(server->RegisterTask(Task("never")), IsOk());
-  EXPECT_THAT(server->RegisterTask(Task("t1")),
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("t1")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("never")), IsOk());
+  EXPECT_THAT(server->RegisterTask(TaskInfoOf("t1")),
               StatusIs(absl::StatusCode::kAlreadyExists));
   EXPECT_THAT(server->RecordTaskResult("", MakeResultInfo(Result::kPassed)),
               StatusIs(absl::StatusCode::kInvalidArgument));
@@ -165,7 +151,7 @@ TEST(ReporterServerTest, WritesReportWithRegisteredAndReportedTasks) {
   EXPECT_THAT(step->xref().file(), HasSubstr("server_test.cc"));
   EXPECT_EQ(r.tasks(1).result().value(), RESULT_BLOCKED);
   EXPECT_THAT(server->Finalize(), StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(server->RegisterTask(Task("late")),
+  EXPECT_THAT(server->RegisterTask(TaskInfoOf("late")),
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
@@ -492,7 +478,7 @@ TEST(ReporterServerTest, RegisteredTasksOnlyRefusesUnknownTaskIds) {
   o.registered_tasks_only = true;
   auto server = ReporterServer::Start(o);
   ASSERT_THAT(server, IsOk());
-  ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("t1")), IsOk());
   // A hello naming an unregistered task: refused, then garbage after it
   // cannot add the task to the report either.
   auto fd = reporter_internal::ConnectUnix(server->socket_path(), {});
@@ -538,7 +524,7 @@ TEST(ReporterServerTest, ServerKilledMidRunClientGetsErrorsNoHang) {
   const std::string dir = MakeTempDir();
   auto server = ReporterServer::Start(Options(dir));
   ASSERT_THAT(server, IsOk());
-  ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("t1")), IsOk());
   ReportClientOptions o = ClientOptions(server->socket_path(), "t1");
   o.io_timeout = absl::Seconds(60);  // a hang would show as >= 60 s per call
   o.connect_attempts = 2;
@@ -564,7 +550,7 @@ TEST(ReporterServerTest, ServerKilledMidRunClientGetsErrorsNoHang) {
 
   EXPECT_THAT(server->CheckAlive(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("killed by SIGKILL")));
-  EXPECT_THAT(server->RegisterTask(Task("t2")),
+  EXPECT_THAT(server->RegisterTask(TaskInfoOf("t2")),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
   EXPECT_THAT(server->Finalize(), StatusIs(absl::StatusCode::kUnavailable));
 
@@ -590,10 +576,10 @@ TEST(ReporterServerTest, PostedRequestsAreAppliedInOrderWithoutReplies) {
   auto server = ReporterServer::Start(o);
   ASSERT_THAT(server, IsOk());
   for (const char* id : {"quiet", "reporting", "blocked"}) {
-    ASSERT_THAT(server->PostRegisterTask(Task(id)), IsOk());
+    ASSERT_THAT(server->PostRegisterTask(TaskInfoOf(id)), IsOk());
   }
   // A duplicate is an error for the server to log, not for the runner.
-  ASSERT_THAT(server->PostRegisterTask(Task("quiet")), IsOk());
+  ASSERT_THAT(server->PostRegisterTask(TaskInfoOf("quiet")), IsOk());
   ASSERT_THAT(server->FlushPosted(), IsOk());
 
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);
@@ -647,7 +633,7 @@ TEST(ReporterServerTest, PostedRequestsAreAppliedInOrderWithoutReplies) {
   EXPECT_EQ(reporting->sections_size(), 1);
   EXPECT_EQ(FindTask(r, "blocked")->result().value(), RESULT_BLOCKED);
   EXPECT_EQ(FindTask(r, "blocked")->pids_size(), 0);
-  EXPECT_THAT(server->PostRegisterTask(Task("late")),
+  EXPECT_THAT(server->PostRegisterTask(TaskInfoOf("late")),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(server->FlushPosted(), IsOk());  // nothing pending
   EXPECT_THAT(server->SyncPosted(),
@@ -662,10 +648,10 @@ TEST(ReporterServerTest, PostedRequestsToADeadServerFail) {
   pollfd p{server->control_fd(), POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 30000), 1);
   // Queued without a send; the send finds the death.
-  ASSERT_THAT(server->PostRegisterTask(Task("t")), IsOk());
+  ASSERT_THAT(server->PostRegisterTask(TaskInfoOf("t")), IsOk());
   EXPECT_THAT(server->FlushPosted(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
-  EXPECT_THAT(server->PostRegisterTask(Task("t")),
+  EXPECT_THAT(server->PostRegisterTask(TaskInfoOf("t")),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
   EXPECT_THAT(server->SyncPosted(),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("SIGKILL")));
@@ -679,7 +665,7 @@ TEST(ReporterServerTest, SubscriberSeesEveryEventLive) {
   ASSERT_THAT(sub, IsOk());
   EXPECT_THAT(sub->Next(absl::Milliseconds(1)),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
-  ASSERT_THAT(server->RegisterTask(Task("t1")), IsOk());
+  ASSERT_THAT(server->RegisterTask(TaskInfoOf("t1")), IsOk());
   auto client = ReportClient::Connect(ClientOptions(server->socket_path(), "t1"));
   ASSERT_THAT(client, IsOk());
   auto id = client->StartSection("s");
@@ -718,7 +704,7 @@ TEST(ReporterServerTest, RunnerDeathMakesServerWriteTheReport) {
   if (runner == 0) {
     auto server = ReporterServer::Start(Options(dir));
     if (!server.ok()) ::_exit(1);
-    if (!server->RegisterTask(Task("orphan")).ok()) ::_exit(2);
+    if (!server->RegisterTask(TaskInfoOf("orphan")).ok()) ::_exit(2);
     const pid_t pid = server->pid();
     CHECK_EQ(::write(ends->write.get(), &pid, sizeof(pid)), sizeof(pid));
     ::_exit(0);  // dies without Finalize()

@@ -76,6 +76,23 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+TaskInfo TaskInfoOf(const std::string& id) {
+  TaskInfo t;
+  t.set_id(id);
+  return t;
+}
+
+ReportClientOptions ClientOptions(const std::string& address,
+                                  const std::string& task,
+                                  const std::string& secret_file) {
+  ReportClientOptions o;
+  o.socket_path = address;
+  o.task_id = task;
+  o.secret_file = secret_file;
+  o.io_timeout = absl::Seconds(20);
+  return o;
+}
+
 int WaitChild(pid_t pid) {
   int status = 0;
   PCHECK(::waitpid(pid, &status, 0) == pid) << "waitpid";

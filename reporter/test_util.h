@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "reporter/client.h"
 #include "reporter/report.pb.h"
 
 namespace taskfork::reporter {
@@ -23,6 +24,15 @@ std::string MakeTempDir();
 
 // The contents of the file at `path` ("" if it cannot be read).
 std::string ReadFile(const std::string& path);
+
+// A TaskInfo of just `id`, for RegisterTask.
+TaskInfo TaskInfoOf(const std::string& id);
+
+// Client options for task `task` at `address` (a socket path or
+// tcp:HOST:PORT; `secret_file` for TCP), with a 20 s io_timeout.
+ReportClientOptions ClientOptions(const std::string& address,
+                                  const std::string& task,
+                                  const std::string& secret_file = "");
 
 // Waits for `pid` (a child) and returns its exit code / 128 + signal.
 int WaitChild(pid_t pid);
