@@ -773,18 +773,12 @@ class ServerLoop {
     }
   }
 
-  // Applies what the (ended) processes of task `task_id` sent before now:
-  // pending connections and every frame of its clients and of connections
-  // that did not say hello yet.
-  void DrainClientsOf(const std::string& task_id) {
-    Accept();
-    if (tcp_listen_) AcceptTcp();
+  // Applies every frame already sent on the connections `wanted` selects.
+  template <typename Predicate>
+  void DrainConnections(Predicate wanted) {
     std::vector<uint64_t> keys;
     for (const auto& [key, conn] : conns_) {
-      if (conn->kind == Conn::kNew ||
-          (conn->kind == Conn::kClient && conn->task_id == task_id)) {
-        keys.push_back(key);
-      }
+      if (wanted(*conn)) keys.push_back(key);
     }
     for (uint64_t key : keys) {
       auto it = conns_.find(key);
@@ -792,17 +786,23 @@ class ServerLoop {
     }
   }
 
+  // Applies what the (ended) processes of task `task_id` sent before now:
+  // pending connections and every frame of its clients and of connections
+  // that did not say hello yet.
+  void DrainClientsOf(const std::string& task_id) {
+    Accept();
+    if (tcp_listen_) AcceptTcp();
+    DrainConnections([&task_id](const Conn& conn) {
+      return conn.kind == Conn::kNew ||
+             (conn.kind == Conn::kClient && conn.task_id == task_id);
+    });
+  }
+
   absl::StatusOr<FinalizeResult> FinalizeReport() {
     RemoveSocketFiles();
     // Apply everything clients sent before now.
-    std::vector<uint64_t> keys;
-    for (const auto& [key, conn] : conns_) keys.push_back(key);
-    for (uint64_t key : keys) {
-      auto it = conns_.find(key);
-      if (it != conns_.end() && it->second->kind != Conn::kSubscriber) {
-        OnReadable(it->second.get(), /*drain_all=*/true);
-      }
-    }
+    DrainConnections(
+        [](const Conn& conn) { return conn.kind != Conn::kSubscriber; });
     FinalizeResult result;
     result.report = builder_.Build(absl::Now());
     TASKFORK_ASSIGN_OR_RETURN(result.paths,

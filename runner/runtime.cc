@@ -470,8 +470,7 @@ namespace {
 // --gtest_filter (none: all of them); when its JSON cannot be read (it
 // crashed), the tests it was to run.
 std::string FailedGTests(const RunInfo& runinfo, const TaskDefinition& task) {
-  const auto tests =
-      ReadGTestJson(runinfo.Path(absl::StrCat(task.id, ".gtest.json")));
+  const auto tests = ReadGTestJson(GTestJsonPath(runinfo.dir(), task.id));
   if (!tests.ok()) return task.gtest_filter;  // the same tests again
   std::vector<std::string> failed;
   for (const GTestSection& test : *tests) {
