@@ -449,19 +449,18 @@ void Runtime::OnDone(size_t index) {
                              result.exit_status.empty() ? "" : "; ",
                              result.exit_status));
   reporter_->TaskEnded(task.id(), task.pid().value_or(0), result);
-  const int attempt = task.attempt();
-  const absl::Duration runtime = result.runtime;
-  const reporter::Result value = result.result;
-  const std::string reason = result.reason;
-  const bool retrying = MaybeRetry(task);
+  const bool retrying = ShouldRetry(task);
   if (progress_.has_value()) {
     if (retrying) {
-      progress_->Retrying(task.id(), value, runtime, reason, attempt + 1,
+      progress_->Retrying(task.id(), result.result, result.runtime,
+                          result.reason, task.attempt() + 1,
                           options_.retries + 1, absl::Now());
     } else {
-      progress_->Finished(task.id(), value, runtime, reason, absl::Now());
+      progress_->Finished(task.id(), result.result, result.runtime,
+                          result.reason, absl::Now());
     }
   }
+  if (retrying) Retry(task);  // resets the entry: `result` is gone after
 }
 
 namespace {
@@ -481,7 +480,7 @@ std::string FailedGTests(const RunInfo& runinfo, const TaskDefinition& task) {
 
 }  // namespace
 
-bool Runtime::MaybeRetry(Task& task) {
+bool Runtime::ShouldRetry(const Task& task) const {
   // A sharded task is not retried: its shards' tests are one task's
   // sections, which one shard's attempt cannot set apart.
   if (task.sharded()) return false;
@@ -490,10 +489,12 @@ bool Runtime::MaybeRetry(Task& task) {
   const bool retriable = result == reporter::Result::kFailed ||
                          result == reporter::Result::kErrored ||
                          (result == reporter::Result::kAborted && run.timed_out);
-  if (!in_run_all_ || !retriable || !run.started || interrupted() ||
-      run.attempt > options_.retries) {
-    return false;
-  }
+  return in_run_all_ && retriable && run.started && !interrupted() &&
+         run.attempt <= options_.retries;
+}
+
+void Runtime::Retry(Task& task) {
+  const Scheduler::Task& run = task.scheduled();
   const int next = run.attempt + 1;
   if (task.definition_.gtest) {
     task.definition_.gtest_filter = FailedGTests(runinfo_, task.definition_);
@@ -505,7 +506,7 @@ bool Runtime::MaybeRetry(Task& task) {
       scheduler_->Retry(task.index_, std::move(launch));
   if (!retried.ok()) {
     LOG(WARNING) << retried;
-    return false;
+    return;
   }
   RunnerLogLine(__FILE__, __LINE__,
                 absl::StrCat("task ", task.id(), " runs again: attempt ", next,
@@ -514,7 +515,6 @@ bool Runtime::MaybeRetry(Task& task) {
                                  ? ""
                                  : ", tests " + task.definition_.gtest_filter));
   reporter_->BeginAttempt(task.id(), task.log_path());
-  return true;
 }
 
 void Runtime::RunAll(int max_parallel) {

@@ -258,8 +258,10 @@ class Runtime {
   // `index`: a scheduler entry (a task, or one shard of one).
   void OnStarted(size_t index);
   void OnDone(size_t index);
-  // Puts the task back to run again if the options allow; true if so.
-  bool MaybeRetry(Task& task);
+  // Whether the task, just done, runs again (RuntimeOptions::retries).
+  bool ShouldRetry(const Task& task) const;
+  // Puts it back to run again (its next attempt's log and test filter).
+  void Retry(Task& task);
   TaskRecord Record(const Task& task) const;
   // Ends descendants that escaped their task's process group.
   void KillEscapedProcesses();
